@@ -1,0 +1,7 @@
+"""``python -m epa``."""
+
+import sys
+
+from epa.cli.main import main
+
+sys.exit(main())

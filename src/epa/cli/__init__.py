@@ -1,0 +1,1 @@
+"""The ``epa`` command line."""

@@ -1,0 +1,180 @@
+"""The sysfs discovery backend: reads ``ROOT/bus/pci/devices`` the way the kernel lays it out.
+
+The root is a parameter (``/sys`` in production, a built tree in tests). Every file that is
+missing, unreadable or garbage gives a warning naming it, and the scan carries on; only a root with
+no PCI bus at all is an error."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from epa.discovery.pci_ids import PciIds
+from epa.discovery.result import ScanResult
+from epa.discovery.sysfs_read import AttrReader
+from epa.domain.address import PciAddress
+from epa.domain.device import DevType, NetInterface, PciDevice
+from epa.errors import DiscoveryError, InvalidInput
+
+_VIRTFN = re.compile(r"virtfn(\d+)")
+_ROOT_COMPLEX = re.compile(r"pci[0-9a-f]{4}:[0-9a-f]{2}")
+
+
+def scan_sysfs(root: Path = Path("/sys"), names: PciIds | None = None) -> ScanResult:
+    """Scan every PCI function under ``root`` (a ``/sys``-shaped tree)."""
+    bus = root / "bus" / "pci" / "devices"
+    try:
+        entries = sorted(os.listdir(bus))
+    except OSError as e:
+        raise DiscoveryError(f"cannot list PCI devices in {bus}: {e.strerror or e}") from e
+    warnings: list[str] = []
+    devices: list[PciDevice] = []
+    for entry in entries:
+        try:
+            address = PciAddress.parse(entry)
+        except InvalidInput as e:
+            warnings.append(f"{bus / entry}: skipped, the name is not a PCI address ({e})")
+            continue
+        device = _read_function(root, bus / entry, address, names, warnings)
+        if device is not None:
+            devices.append(device)
+    _check_links(devices, warnings)
+    return ScanResult(source=f"sysfs:{root}", devices=tuple(devices), warnings=tuple(warnings))
+
+
+def _resolve(root: Path, link: Path, warnings: list[str]) -> Path | None:
+    try:
+        path = link.resolve(strict=True)
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop on Python 3.11/3.12
+        warnings.append(f"{link}: skipped, the link does not resolve ({e})")
+        return None
+    if not path.is_dir():
+        warnings.append(f"{link}: skipped, it does not point to a device directory")
+        return None
+    return path
+
+
+def _topology(root: Path, path: Path, address: PciAddress,
+              warnings: list[str]) -> tuple[str | None, tuple[PciAddress, ...]]:
+    """The root complex and the bridges above the function, read off its place under devices/."""
+    try:
+        parts = path.relative_to((root / "devices").resolve()).parts
+    except ValueError:
+        warnings.append(f"{path}: not under {root / 'devices'}; PCIe path unknown")
+        return None, ()
+    pci_root = parts[0] if parts and _ROOT_COMPLEX.fullmatch(parts[0]) else None
+    bridges: list[PciAddress] = []
+    for part in parts[1:-1]:
+        try:
+            bridges.append(PciAddress.parse(part))
+        except InvalidInput:
+            continue  # a non-PCI level (e.g. a platform device) in the path
+    if parts and parts[-1] != str(address):
+        warnings.append(f"{path}: directory name does not match {address}")
+    return pci_root, tuple(bridges)
+
+
+def _netdevs(path: Path, warnings: list[str]) -> tuple[NetInterface, ...]:
+    """Interfaces under ``net/`` and, for virtio functions, under ``virtioN/net/``."""
+    net_dirs = [path / "net"]
+    try:
+        net_dirs += sorted(p / "net" for p in path.iterdir() if p.name.startswith("virtio"))
+    except OSError:
+        pass
+    out: list[NetInterface] = []
+    for net_dir in net_dirs:
+        try:
+            names = sorted(os.listdir(net_dir))
+        except OSError:
+            continue
+        for name in names:
+            r = AttrReader(net_dir / name, warnings)
+            out.append(NetInterface(
+                name=name,
+                mac=r.text("address"),
+                operstate=r.text("operstate"),
+                phys_switch_id=r.text("phys_switch_id"),
+            ))
+    return tuple(out)
+
+
+def _virtfns(r: AttrReader) -> tuple[PciAddress, ...]:
+    try:
+        links = [(int(m.group(1)), m.group(0)) for n in os.listdir(r.path) if (m := _VIRTFN.fullmatch(n))]
+    except OSError:
+        return ()
+    out = []
+    for _, name in sorted(links):
+        addr = r.link_address(name)
+        if addr is not None:
+            out.append(addr)
+    return tuple(out)
+
+
+def _read_function(root: Path, link: Path, address: PciAddress, names: PciIds | None,
+                   warnings: list[str]) -> PciDevice | None:
+    path = _resolve(root, link, warnings)
+    if path is None:
+        return None
+    mine: list[str] = []
+    r = AttrReader(path, mine)
+    vendor = r.hex_id("vendor", 4, required=True)
+    product = r.hex_id("device", 4, required=True)
+    class_code = r.hex_id("class", 6, required=True)
+    if vendor is None or product is None or class_code is None:
+        warnings.extend(mine)
+        warnings.append(f"{path}: skipped {address}, its vendor, device or class is unreadable")
+        return None
+    numa = r.integer("numa_node")
+    totalvfs = r.integer("sriov_totalvfs")
+    numvfs = r.integer("sriov_numvfs") if totalvfs is not None else None
+    parent = r.link_address("physfn")
+    vfs = _virtfns(r)
+    if parent is not None:
+        dev_type = DevType.VF
+        vfs = ()
+    elif totalvfs is not None and totalvfs > 0:
+        dev_type = DevType.PF
+    else:
+        dev_type = DevType.PCI
+    pci_root, bridges = _topology(root, path, address, mine)
+    device = PciDevice(
+        address=address,
+        vendor_id=vendor,
+        product_id=product,
+        class_code=class_code,
+        dev_type=dev_type,
+        parent_addr=parent,
+        subsystem_vendor_id=r.hex_id("subsystem_vendor", 4),
+        subsystem_product_id=r.hex_id("subsystem_device", 4),
+        numa_node=numa if numa is not None and numa >= 0 else None,
+        iommu_group=r.link_integer("iommu_group"),
+        driver=r.link_name("driver"),
+        netdevs=_netdevs(path, mine),
+        sriov_totalvfs=totalvfs,
+        sriov_numvfs=numvfs,
+        vf_addrs=vfs,
+        pci_root=pci_root,
+        pcie_path=bridges,
+        vendor_name=names.vendor_name(vendor) if names else None,
+        product_name=names.product_name(vendor, product) if names else None,
+        warnings=tuple(mine),
+    )
+    warnings.extend(mine)
+    return device
+
+
+def _check_links(devices: list[PciDevice], warnings: list[str]) -> None:
+    """PF and VF links must agree: each VF's physfn is a PF that lists it, and vice versa."""
+    by_addr = {d.address: d for d in devices}
+    for d in devices:
+        if d.parent_addr is not None:
+            pf = by_addr.get(d.parent_addr)
+            if pf is None or pf.dev_type is not DevType.PF:
+                warnings.append(f"{d.address}: physfn points to {d.parent_addr}, which is not a PF here")
+            elif d.address not in pf.vf_addrs:
+                warnings.append(f"{d.address}: its PF {d.parent_addr} does not list it among its VFs")
+        for vf in d.vf_addrs:
+            if vf not in by_addr:
+                warnings.append(f"{d.address}: VF {vf} is listed but not present on the PCI bus")
