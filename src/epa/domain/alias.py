@@ -1,0 +1,168 @@
+"""PCI aliases in Nova's ``[pci] alias`` syntax, and flavor PCI requests (``"qat:2, t4:1"``).
+
+An alias names a device request. Several entries with one name are alternatives and must agree on
+``numa_policy`` and ``device_type`` (as in Nova). Beyond Nova, an alias may carry free-form tags
+(``physical_network``, ...) that a device's device_spec tags must match."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from epa.domain.device import DevType
+from epa.errors import InvalidInput
+
+_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+_NAME_MAX = 256
+
+
+class InvalidAlias(InvalidInput):
+    code = "invalid_alias"
+
+
+class InvalidPciRequest(InvalidInput):
+    code = "invalid_pci_request"
+
+
+class NumaPolicy(enum.StrEnum):
+    """Nova's PCI NUMA affinity policies."""
+
+    REQUIRED = "required"
+    LEGACY = "legacy"
+    PREFERRED = "preferred"
+    SOCKET = "socket"
+
+
+_RESERVED_KEYS = ("name", "vendor_id", "product_id", "device_type", "numa_policy")
+
+
+@dataclass(frozen=True, slots=True)
+class AliasSpec:
+    """One alternative of an alias. ``None`` ids match any device."""
+
+    name: str
+    vendor_id: str | None = None
+    product_id: str | None = None
+    device_type: DevType = DevType.PCI
+    numa_policy: NumaPolicy = NumaPolicy.LEGACY
+    tags: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, obj: object, where: str = "alias") -> AliasSpec:
+        if not isinstance(obj, Mapping):
+            raise InvalidAlias(f"{where}: expected a JSON object, got {obj!r}")
+        name = obj.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
+            raise InvalidAlias(f"{where}: property name ({name!r}) must be a non-empty string of at most "
+                               f"{_NAME_MAX} characters")
+        ids: dict[str, str | None] = {}
+        for key in ("vendor_id", "product_id"):
+            value = obj.get(key)
+            if value is None:
+                ids[key] = None
+            elif not isinstance(value, str) or not _HEX4.fullmatch(value):
+                raise InvalidAlias(f"{where}: property {key} ({value!r}) must be 4 hex digits")
+            else:
+                ids[key] = value.lower()
+        dev_type = obj.get("device_type", DevType.PCI.value)
+        if dev_type not in {t.value for t in DevType}:
+            raise InvalidAlias(f"{where}: property device_type ({dev_type!r}) must be one of "
+                               f"{', '.join(t.value for t in DevType)}")
+        policy = obj.get("numa_policy", NumaPolicy.LEGACY.value)
+        if policy not in {p.value for p in NumaPolicy}:
+            raise InvalidAlias(f"{where}: property numa_policy ({policy!r}) must be one of "
+                               f"{', '.join(p.value for p in NumaPolicy)}")
+        tags = []
+        for key, value in obj.items():
+            if key in _RESERVED_KEYS:
+                continue
+            if not isinstance(key, str) or not key:
+                raise InvalidAlias(f"{where}: tag name {key!r} must be a non-empty string")
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if not isinstance(value, str):
+                raise InvalidAlias(f"{where}: tag {key} ({value!r}) must be a string")
+            tags.append((key, value))
+        return cls(name=name.strip(), vendor_id=ids["vendor_id"], product_id=ids["product_id"],
+                   device_type=DevType(dev_type), numa_policy=NumaPolicy(policy), tags=tuple(sorted(tags)))
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"name": self.name, "device_type": self.device_type.value,
+                                  "numa_policy": self.numa_policy.value}
+        if self.vendor_id:
+            out["vendor_id"] = self.vendor_id
+        if self.product_id:
+            out["product_id"] = self.product_id
+        out.update(dict(self.tags))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Alias:
+    """A named request with its alternatives, which share one NUMA policy and one device type."""
+
+    name: str
+    specs: tuple[AliasSpec, ...]
+
+    @property
+    def numa_policy(self) -> NumaPolicy:
+        return self.specs[0].numa_policy
+
+    @property
+    def device_type(self) -> DevType:
+        return self.specs[0].device_type
+
+
+def parse_aliases(entries: Sequence[object]) -> dict[str, Alias]:
+    """Parse alias entries (JSON objects, or lists of them) into aliases by name."""
+    grouped: dict[str, list[AliasSpec]] = {}
+    for i, entry in enumerate(entries):
+        items = entry if isinstance(entry, list) else [entry]
+        for j, item in enumerate(items):
+            where = f"alias[{i}]" if len(items) == 1 else f"alias[{i}][{j}]"
+            spec = AliasSpec.parse(item, where)
+            group = grouped.setdefault(spec.name, [])
+            if group and group[0].numa_policy != spec.numa_policy:
+                raise InvalidAlias(f"{where}: NUMA policy mismatch for alias {spec.name!r} "
+                                   f"({spec.numa_policy.value} vs {group[0].numa_policy.value})")
+            if group and group[0].device_type != spec.device_type:
+                raise InvalidAlias(f"{where}: device type mismatch for alias {spec.name!r} "
+                                   f"({spec.device_type.value} vs {group[0].device_type.value})")
+            group.append(spec)
+    return {name: Alias(name, tuple(specs)) for name, specs in grouped.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class PciRequest:
+    """``count`` devices of the alias ``alias``."""
+
+    alias: str
+    count: int
+
+
+def parse_pci_requests(text: str, known: Mapping[str, object] | None = None) -> tuple[PciRequest, ...]:
+    """Parse Nova's ``pci_passthrough:alias`` value: ``"name:count[, name:count]..."``.
+
+    With ``known``, every alias name must be in it. A name may appear once."""
+    if not isinstance(text, str):
+        raise InvalidPciRequest(f"pci_passthrough:alias ({text!r}) must be a string")
+    if not text.strip():
+        return ()
+    out: list[PciRequest] = []
+    for item in text.split(","):
+        name, colon, count_text = item.strip().partition(":")
+        name = name.strip()
+        count_text = count_text.strip()
+        if not name or not colon:
+            raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r} is not NAME:COUNT")
+        if not count_text.isdigit() or int(count_text) < 1:
+            raise InvalidPciRequest(
+                f"pci_passthrough:alias item {item.strip()!r}: count {count_text!r} must be a positive integer")
+        if known is not None and name not in known:
+            raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r}: alias {name!r} is not defined")
+        if any(r.alias == name for r in out):
+            raise InvalidPciRequest(f"pci_passthrough:alias names alias {name!r} twice")
+        out.append(PciRequest(name, int(count_text)))
+    return tuple(out)
