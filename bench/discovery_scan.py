@@ -34,8 +34,14 @@ def main() -> None:
         ):
             s = summary(timings(fn, RUNS))
             rows.append({"backend": label, "functions": n, **s, "us_per_function": s["p50_ms"] * 1e3 / n})
-        rows.append({"backend": "pci.ids load", "functions": 0, **summary(timings(load_pci_ids, RUNS)),
-                     "us_per_function": 0.0})
+        rows.append(
+            {
+                "backend": "pci.ids load",
+                "functions": 0,
+                **summary(timings(load_pci_ids, RUNS)),
+                "us_per_function": 0.0,
+            }
+        )
     emit("discovery_scan", "Discovery: full scan of 4 PFs x 128 VFs (520 functions)", rows)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from epa.discovery.pci_ids import PciIds
 from epa.discovery.sysfs import scan_sysfs
 from epa.domain.address import PciAddress

@@ -20,8 +20,10 @@ def test_legal_transitions_pass() -> None:
     check_transition("0000:18:02.0", S.REMOVED, S.AVAILABLE)
 
 
-@pytest.mark.parametrize(("old", "new"), [(S.ALLOCATED, S.CLAIMED), (S.UNAVAILABLE, S.CLAIMED),
-                                          (S.REMOVED, S.CLAIMED), (S.ALLOCATED, S.REMOVED)])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [(S.ALLOCATED, S.CLAIMED), (S.UNAVAILABLE, S.CLAIMED), (S.REMOVED, S.CLAIMED), (S.ALLOCATED, S.REMOVED)],
+)
 def test_illegal_transition_names_device_and_both_states(old: S, new: S) -> None:
     with pytest.raises(InvalidStatusTransition) as err:
         check_transition(VF0, old, new)

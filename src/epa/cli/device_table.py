@@ -8,8 +8,18 @@ from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.device_spec import ClassifiedDevice
 
-HEADERS = ("ADDRESS", "VENDOR:PRODUCT", "NAME", "TYPE", "PARENT", "NUMA", "DRIVER", "IFACE",
-           "ASSIGNABLE", "TAGS")
+HEADERS = (
+    "ADDRESS",
+    "VENDOR:PRODUCT",
+    "NAME",
+    "TYPE",
+    "PARENT",
+    "NUMA",
+    "DRIVER",
+    "IFACE",
+    "ASSIGNABLE",
+    "TAGS",
+)
 _NAME_WIDTH = 44
 
 
@@ -62,6 +72,7 @@ def render_table(classified: Sequence[ClassifiedDevice], source: str) -> str:
     vf_count = sum(1 for c in classified if c.device.dev_type is DevType.VF)
     assignable = sum(1 for c in classified if c.assignable)
     lines.append("")
-    lines.append(f"{len(classified)} functions ({pfs} PFs, {vf_count} VFs), {assignable} assignable; "
-                 f"source {source}")
+    lines.append(
+        f"{len(classified)} functions ({pfs} PFs, {vf_count} VFs), {assignable} assignable; source {source}"
+    )
     return "\n".join(lines)

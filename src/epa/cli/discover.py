@@ -17,17 +17,41 @@ from epa.errors import InvalidInput
 
 
 @click.command()
-@click.option("--sysfs-root", type=click.Path(path_type=Path), default=None,
-              help="Read a /sys-shaped tree here (default: /sys).")
-@click.option("--libvirt", "libvirt_uri", metavar="URI", default=None,
-              help="Read libvirt's node devices instead of sysfs (e.g. qemu:///system).")
-@click.option("--device-spec", "device_specs", multiple=True, metavar="JSON|@FILE",
-              help="A Nova [pci] device_spec entry; repeatable; added after the config file's.")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-              help="An EPA TOML config or a nova.conf; its [pci] device_spec entries apply.")
+@click.option(
+    "--sysfs-root",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Read a /sys-shaped tree here (default: /sys).",
+)
+@click.option(
+    "--libvirt",
+    "libvirt_uri",
+    metavar="URI",
+    default=None,
+    help="Read libvirt's node devices instead of sysfs (e.g. qemu:///system).",
+)
+@click.option(
+    "--device-spec",
+    "device_specs",
+    multiple=True,
+    metavar="JSON|@FILE",
+    help="A Nova [pci] device_spec entry; repeatable; added after the config file's.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An EPA TOML config or a nova.conf; its [pci] device_spec entries apply.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per function.")
-def discover(sysfs_root: Path | None, libvirt_uri: str | None, device_specs: tuple[str, ...],
-             config_path: Path | None, as_json: bool) -> None:
+def discover(
+    sysfs_root: Path | None,
+    libvirt_uri: str | None,
+    device_specs: tuple[str, ...],
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
     """Discover the PCI functions of this host (works offline, needs no server)."""
     if sysfs_root is not None and libvirt_uri is not None:
         raise InvalidInput("--sysfs-root and --libvirt are alternatives; give one of them")

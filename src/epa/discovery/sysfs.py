@@ -6,6 +6,7 @@ no PCI bus at all is an error."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -55,8 +56,9 @@ def _resolve(root: Path, link: Path, warnings: list[str]) -> Path | None:
     return path
 
 
-def _topology(root: Path, path: Path, address: PciAddress,
-              warnings: list[str]) -> tuple[str | None, tuple[PciAddress, ...]]:
+def _topology(
+    root: Path, path: Path, address: PciAddress, warnings: list[str]
+) -> tuple[str | None, tuple[PciAddress, ...]]:
     """The root complex and the bridges above the function, read off its place under devices/."""
     try:
         parts = path.relative_to((root / "devices").resolve()).parts
@@ -78,10 +80,8 @@ def _topology(root: Path, path: Path, address: PciAddress,
 def _netdevs(path: Path, warnings: list[str]) -> tuple[NetInterface, ...]:
     """Interfaces under ``net/`` and, for virtio functions, under ``virtioN/net/``."""
     net_dirs = [path / "net"]
-    try:
+    with contextlib.suppress(OSError):
         net_dirs += sorted(p / "net" for p in path.iterdir() if p.name.startswith("virtio"))
-    except OSError:
-        pass
     out: list[NetInterface] = []
     for net_dir in net_dirs:
         try:
@@ -90,12 +90,14 @@ def _netdevs(path: Path, warnings: list[str]) -> tuple[NetInterface, ...]:
             continue
         for name in names:
             r = AttrReader(net_dir / name, warnings)
-            out.append(NetInterface(
-                name=name,
-                mac=r.text("address"),
-                operstate=r.text("operstate"),
-                phys_switch_id=r.text("phys_switch_id"),
-            ))
+            out.append(
+                NetInterface(
+                    name=name,
+                    mac=r.text("address"),
+                    operstate=r.text("operstate"),
+                    phys_switch_id=r.text("phys_switch_id"),
+                )
+            )
     return tuple(out)
 
 
@@ -112,8 +114,9 @@ def _virtfns(r: AttrReader) -> tuple[PciAddress, ...]:
     return tuple(out)
 
 
-def _read_function(root: Path, link: Path, address: PciAddress, names: PciIds | None,
-                   warnings: list[str]) -> PciDevice | None:
+def _read_function(
+    root: Path, link: Path, address: PciAddress, names: PciIds | None, warnings: list[str]
+) -> PciDevice | None:
     path = _resolve(root, link, warnings)
     if path is None:
         return None

@@ -55,8 +55,10 @@ class AliasSpec:
             raise InvalidAlias(f"{where}: expected a JSON object, got {obj!r}")
         name = obj.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
-            raise InvalidAlias(f"{where}: property name ({name!r}) must be a non-empty string of at most "
-                               f"{_NAME_MAX} characters")
+            raise InvalidAlias(
+                f"{where}: property name ({name!r}) must be a non-empty string of at most "
+                f"{_NAME_MAX} characters"
+            )
         ids: dict[str, str | None] = {}
         for key in ("vendor_id", "product_id"):
             value = obj.get(key)
@@ -68,29 +70,41 @@ class AliasSpec:
                 ids[key] = value.lower()
         dev_type = obj.get("device_type", DevType.PCI.value)
         if dev_type not in {t.value for t in DevType}:
-            raise InvalidAlias(f"{where}: property device_type ({dev_type!r}) must be one of "
-                               f"{', '.join(t.value for t in DevType)}")
+            raise InvalidAlias(
+                f"{where}: property device_type ({dev_type!r}) must be one of "
+                f"{', '.join(t.value for t in DevType)}"
+            )
         policy = obj.get("numa_policy", NumaPolicy.LEGACY.value)
         if policy not in {p.value for p in NumaPolicy}:
-            raise InvalidAlias(f"{where}: property numa_policy ({policy!r}) must be one of "
-                               f"{', '.join(p.value for p in NumaPolicy)}")
+            raise InvalidAlias(
+                f"{where}: property numa_policy ({policy!r}) must be one of "
+                f"{', '.join(p.value for p in NumaPolicy)}"
+            )
         tags = []
-        for key, value in obj.items():
+        for key, raw in obj.items():
             if key in _RESERVED_KEYS:
                 continue
             if not isinstance(key, str) or not key:
                 raise InvalidAlias(f"{where}: tag name {key!r} must be a non-empty string")
-            if isinstance(value, bool):
-                value = "true" if value else "false"
+            value = ("true" if raw else "false") if isinstance(raw, bool) else raw
             if not isinstance(value, str):
                 raise InvalidAlias(f"{where}: tag {key} ({value!r}) must be a string")
             tags.append((key, value))
-        return cls(name=name.strip(), vendor_id=ids["vendor_id"], product_id=ids["product_id"],
-                   device_type=DevType(dev_type), numa_policy=NumaPolicy(policy), tags=tuple(sorted(tags)))
+        return cls(
+            name=name.strip(),
+            vendor_id=ids["vendor_id"],
+            product_id=ids["product_id"],
+            device_type=DevType(dev_type),
+            numa_policy=NumaPolicy(policy),
+            tags=tuple(sorted(tags)),
+        )
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"name": self.name, "device_type": self.device_type.value,
-                                  "numa_policy": self.numa_policy.value}
+        out: dict[str, object] = {
+            "name": self.name,
+            "device_type": self.device_type.value,
+            "numa_policy": self.numa_policy.value,
+        }
         if self.vendor_id:
             out["vendor_id"] = self.vendor_id
         if self.product_id:
@@ -125,11 +139,15 @@ def parse_aliases(entries: Sequence[object]) -> dict[str, Alias]:
             spec = AliasSpec.parse(item, where)
             group = grouped.setdefault(spec.name, [])
             if group and group[0].numa_policy != spec.numa_policy:
-                raise InvalidAlias(f"{where}: NUMA policy mismatch for alias {spec.name!r} "
-                                   f"({spec.numa_policy.value} vs {group[0].numa_policy.value})")
+                raise InvalidAlias(
+                    f"{where}: NUMA policy mismatch for alias {spec.name!r} "
+                    f"({spec.numa_policy.value} vs {group[0].numa_policy.value})"
+                )
             if group and group[0].device_type != spec.device_type:
-                raise InvalidAlias(f"{where}: device type mismatch for alias {spec.name!r} "
-                                   f"({spec.device_type.value} vs {group[0].device_type.value})")
+                raise InvalidAlias(
+                    f"{where}: device type mismatch for alias {spec.name!r} "
+                    f"({spec.device_type.value} vs {group[0].device_type.value})"
+                )
             group.append(spec)
     return {name: Alias(name, tuple(specs)) for name, specs in grouped.items()}
 
@@ -159,9 +177,13 @@ def parse_pci_requests(text: str, known: Mapping[str, object] | None = None) -> 
             raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r} is not NAME:COUNT")
         if not count_text.isdigit() or int(count_text) < 1:
             raise InvalidPciRequest(
-                f"pci_passthrough:alias item {item.strip()!r}: count {count_text!r} must be a positive integer")
+                f"pci_passthrough:alias item {item.strip()!r}: "
+                f"count {count_text!r} must be a positive integer"
+            )
         if known is not None and name not in known:
-            raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r}: alias {name!r} is not defined")
+            raise InvalidPciRequest(
+                f"pci_passthrough:alias item {item.strip()!r}: alias {name!r} is not defined"
+            )
         if any(r.alias == name for r in out):
             raise InvalidPciRequest(f"pci_passthrough:alias names alias {name!r} twice")
         out.append(PciRequest(name, int(count_text)))

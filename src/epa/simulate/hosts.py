@@ -64,10 +64,19 @@ class HostBuilder:
         self.host.functions.append(fn)
         return fn
 
-    def root_port(self, address: str, root: str, numa: int | None, upstream: str | None = None,
-                  device: str = "2030") -> str:
-        self.add(address, INTEL, device, CLASS_PCI_BRIDGE, root=root, upstream=upstream,
-                 numa=numa, driver="pcieport")
+    def root_port(
+        self, address: str, root: str, numa: int | None, upstream: str | None = None, device: str = "2030"
+    ) -> str:
+        self.add(
+            address,
+            INTEL,
+            device,
+            CLASS_PCI_BRIDGE,
+            root=root,
+            upstream=upstream,
+            numa=numa,
+            driver="pcieport",
+        )
         return address
 
     def vfs(
@@ -110,12 +119,30 @@ class HostBuilder:
         return out
 
 
-def _x710_pair(b: HostBuilder, bus: str, root: str, port: str, numa: int | None,
-               vf_counts: tuple[int, int], vf_drivers: tuple[str, str], names: tuple[str, str]) -> None:
+def _x710_pair(
+    b: HostBuilder,
+    bus: str,
+    root: str,
+    port: str,
+    numa: int | None,
+    vf_counts: tuple[int, int],
+    vf_drivers: tuple[str, str],
+    names: tuple[str, str],
+) -> None:
     for func, count, drv, name in zip((0, 1), vf_counts, vf_drivers, names, strict=True):
-        pf = b.add(f"0000:{bus}:00.{func}", INTEL, "1572", CLASS_ETHERNET, root=root, upstream=port,
-                   numa=numa, driver="i40e", sriov_totalvfs=64, subsystem_device="0007",
-                   netdevs=[SimNet(name, b.mac())])
+        pf = b.add(
+            f"0000:{bus}:00.{func}",
+            INTEL,
+            "1572",
+            CLASS_ETHERNET,
+            root=root,
+            upstream=port,
+            numa=numa,
+            driver="i40e",
+            sriov_totalvfs=64,
+            subsystem_device="0007",
+            netdevs=[SimNet(name, b.mac())],
+        )
         first = PciAddress.parse(f"0000:{bus}:02.0") if func == 0 else PciAddress.parse(f"0000:{bus}:0a.0")
         b.vfs(pf, count, "154c", first, [drv], netdev_prefix=name)
 
@@ -135,28 +162,79 @@ def nfv_host(name: str = "nfv-1") -> SimHost:
     up = b.root_port("0000:3b:00.0", "pci0000:3a", 0, upstream=rp, device="37c0")
     for port, bus in (("0000:3c:00.0", "3d"), ("0000:3c:01.0", "3f")):
         b.root_port(port, "pci0000:3a", 0, upstream=up, device="37c5")
-        qat = b.add(f"0000:{bus}:00.0", INTEL, "37c8", CLASS_COPROCESSOR, root="pci0000:3a",
-                    upstream=port, numa=0, driver="c6xx", sriov_totalvfs=16, subsystem_device="0000")
+        qat = b.add(
+            f"0000:{bus}:00.0",
+            INTEL,
+            "37c8",
+            CLASS_COPROCESSOR,
+            root="pci0000:3a",
+            upstream=port,
+            numa=0,
+            driver="c6xx",
+            sriov_totalvfs=16,
+            subsystem_device="0000",
+        )
         b.vfs(qat, 16, "37c9", PciAddress.parse(f"0000:{bus}:01.0"), ["c6xxvf", "vfio-pci"])
     # Socket 1: ConnectX-5 in switchdev mode: uplink and VF representors carry the switch id.
     p = b.root_port("0000:5d:00.0", "pci0000:5d", 1)
     switch_id = "b8cef6fffe0a1b2c"
     reps = [SimNet("enp94s0f0np0", b.mac("b8:ce:f6"), phys_switch_id=switch_id, phys_port_name="p0")]
-    reps += [SimNet(f"enp94s0f0npf0vf{i}", b.mac("b8:ce:f6"), phys_switch_id=switch_id,
-                    phys_port_name=f"pf0vf{i}") for i in range(4)]
-    cx5 = b.add("0000:5e:00.0", MELLANOX, "1017", CLASS_ETHERNET, root="pci0000:5d", upstream=p,
-                numa=1, driver="mlx5_core", sriov_totalvfs=8, subsystem_device="0020", netdevs=reps)
+    reps += [
+        SimNet(f"enp94s0f0npf0vf{i}", b.mac("b8:ce:f6"), phys_switch_id=switch_id, phys_port_name=f"pf0vf{i}")
+        for i in range(4)
+    ]
+    cx5 = b.add(
+        "0000:5e:00.0",
+        MELLANOX,
+        "1017",
+        CLASS_ETHERNET,
+        root="pci0000:5d",
+        upstream=p,
+        numa=1,
+        driver="mlx5_core",
+        sriov_totalvfs=8,
+        subsystem_device="0020",
+        netdevs=reps,
+    )
     b.vfs(cx5, 4, "1018", PciAddress.parse("0000:5e:00.2"), ["vfio-pci"])
     # Socket 1: NVMe, a GPU and the third QAT endpoint.
     p = b.root_port("0000:ae:00.0", "pci0000:ae", 1)
-    b.add("0000:af:00.0", NVIDIA, "1eb8", CLASS_3D, root="pci0000:ae", upstream=p, numa=1,
-          driver="vfio-pci", subsystem_vendor=NVIDIA, subsystem_device="12a2")
+    b.add(
+        "0000:af:00.0",
+        NVIDIA,
+        "1eb8",
+        CLASS_3D,
+        root="pci0000:ae",
+        upstream=p,
+        numa=1,
+        driver="vfio-pci",
+        subsystem_vendor=NVIDIA,
+        subsystem_device="12a2",
+    )
     p = b.root_port("0000:b0:00.0", "pci0000:b0", 1)
-    b.add("0000:b1:00.0", INTEL, "0a54", CLASS_NVME, root="pci0000:b0", upstream=p, numa=1,
-          driver="nvme", subsystem_device="4802")
+    b.add(
+        "0000:b1:00.0",
+        INTEL,
+        "0a54",
+        CLASS_NVME,
+        root="pci0000:b0",
+        upstream=p,
+        numa=1,
+        driver="nvme",
+        subsystem_device="4802",
+    )
     p = b.root_port("0000:d9:00.0", "pci0000:d9", 1)
-    qat = b.add("0000:da:00.0", INTEL, "37c8", CLASS_COPROCESSOR, root="pci0000:d9", upstream=p,
-                numa=1, driver="c6xx", sriov_totalvfs=16)
+    qat = b.add(
+        "0000:da:00.0",
+        INTEL,
+        "37c8",
+        CLASS_COPROCESSOR,
+        root="pci0000:d9",
+        upstream=p,
+        numa=1,
+        driver="c6xx",
+        sriov_totalvfs=16,
+    )
     b.vfs(qat, 16, "37c9", PciAddress.parse("0000:da:01.0"), ["vfio-pci"])
     return b.host
 
@@ -168,8 +246,7 @@ def no_numa_host(name: str = "edge-1") -> SimHost:
     p = b.root_port("0000:00:01.0", "pci0000:00", -1, device="1901")
     _x710_pair(b, "01", "pci0000:00", p, -1, (4, 0), ("iavf", "iavf"), ("eno1", "eno2"))
     p = b.root_port("0000:00:1d.0", "pci0000:00", -1, device="a330")
-    b.add("0000:02:00.0", INTEL, "0a54", CLASS_NVME, root="pci0000:00", upstream=p, numa=-1,
-          driver="nvme")
+    b.add("0000:02:00.0", INTEL, "0a54", CLASS_NVME, root="pci0000:00", upstream=p, numa=-1, driver="nvme")
     return b.host
 
 
@@ -181,11 +258,31 @@ def gpu_host(name: str = "gpu-1") -> SimHost:
         for bus in bases:
             rb = f"{int(bus, 16) - 1:02x}"
             p = b.root_port(f"0000:{rb}:00.0", f"pci0000:{rb}", numa)
-            b.add(f"0000:{bus}:00.0", NVIDIA, "20b0", CLASS_3D, root=f"pci0000:{rb}", upstream=p,
-                  numa=numa, driver="vfio-pci", subsystem_vendor=NVIDIA, subsystem_device="134f")
+            b.add(
+                f"0000:{bus}:00.0",
+                NVIDIA,
+                "20b0",
+                CLASS_3D,
+                root=f"pci0000:{rb}",
+                upstream=p,
+                numa=numa,
+                driver="vfio-pci",
+                subsystem_vendor=NVIDIA,
+                subsystem_device="134f",
+            )
     p = b.root_port("0000:4a:00.0", "pci0000:4a", 0)
-    pf = b.add("0000:4b:00.0", INTEL, "1592", CLASS_ETHERNET, root="pci0000:4a", upstream=p,
-               numa=0, driver="ice", sriov_totalvfs=256, netdevs=[SimNet("ens2f0", b.mac())])
+    pf = b.add(
+        "0000:4b:00.0",
+        INTEL,
+        "1592",
+        CLASS_ETHERNET,
+        root="pci0000:4a",
+        upstream=p,
+        numa=0,
+        driver="ice",
+        sriov_totalvfs=256,
+        netdevs=[SimNet("ens2f0", b.mac())],
+    )
     b.vfs(pf, 0, "1889", PciAddress.parse("0000:4b:01.0"), ["iavf"])
     return b.host
 
@@ -197,9 +294,19 @@ def sriov_scale_host(pfs: int = 4, vfs_per_pf: int = 128, name: str = "scale-1")
         bus = 0x20 + i * 0x10
         rb = f"{bus - 1:02x}"
         p = b.root_port(f"0000:{rb}:00.0", f"pci0000:{rb}", i % 2)
-        pf = b.add(f"0000:{bus:02x}:00.0", INTEL, "1592", CLASS_ETHERNET, root=f"pci0000:{rb}",
-                   upstream=p, numa=i % 2, driver="ice", sriov_totalvfs=256,
-                   netdevs=[SimNet(f"ens{i}f0", b.mac())])
-        b.vfs(pf, vfs_per_pf, "1889", PciAddress(0, bus, 1, 0), ["iavf", "vfio-pci"],
-              netdev_prefix=f"ens{i}f0")
+        pf = b.add(
+            f"0000:{bus:02x}:00.0",
+            INTEL,
+            "1592",
+            CLASS_ETHERNET,
+            root=f"pci0000:{rb}",
+            upstream=p,
+            numa=i % 2,
+            driver="ice",
+            sriov_totalvfs=256,
+            netdevs=[SimNet(f"ens{i}f0", b.mac())],
+        )
+        b.vfs(
+            pf, vfs_per_pf, "1889", PciAddress(0, bus, 1, 0), ["iavf", "vfio-pci"], netdev_prefix=f"ens{i}f0"
+        )
     return b.host

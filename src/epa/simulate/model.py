@@ -54,9 +54,7 @@ class SimHost:
         raise KeyError(str(want))
 
     def vfs_of(self, pf: PciAddress) -> list[SimFunction]:
-        return sorted(
-            (f for f in self.functions if f.physfn == pf), key=lambda f: f.address
-        )
+        return sorted((f for f in self.functions if f.physfn == pf), key=lambda f: f.address)
 
     def chain(self, fn: SimFunction) -> list[SimFunction]:
         """The bridges above ``fn``, root-most first."""
