@@ -18,17 +18,36 @@ from epa.domain.device import DevType
 
 def test_nova_alias_with_defaults() -> None:
     a = AliasSpec.parse({"name": "qat", "vendor_id": "8086", "product_id": "37C9"})
-    assert (a.vendor_id, a.product_id, a.device_type, a.numa_policy) == ("8086", "37c9", DevType.PCI,
-                                                                         NumaPolicy.LEGACY)
+    assert (a.vendor_id, a.product_id, a.device_type, a.numa_policy) == (
+        "8086",
+        "37c9",
+        DevType.PCI,
+        NumaPolicy.LEGACY,
+    )
 
 
 def test_alternatives_share_policy_and_type() -> None:
-    aliases = parse_aliases([
-        {"name": "nic", "vendor_id": "8086", "product_id": "154c", "device_type": "type-VF",
-         "numa_policy": "required", "physical_network": "physnet1"},
-        [{"name": "nic", "vendor_id": "15b3", "product_id": "1018", "device_type": "type-VF",
-          "numa_policy": "required"}],
-    ])
+    aliases = parse_aliases(
+        [
+            {
+                "name": "nic",
+                "vendor_id": "8086",
+                "product_id": "154c",
+                "device_type": "type-VF",
+                "numa_policy": "required",
+                "physical_network": "physnet1",
+            },
+            [
+                {
+                    "name": "nic",
+                    "vendor_id": "15b3",
+                    "product_id": "1018",
+                    "device_type": "type-VF",
+                    "numa_policy": "required",
+                }
+            ],
+        ]
+    )
     nic = aliases["nic"]
     assert len(nic.specs) == 2
     assert (nic.numa_policy, nic.device_type) == (NumaPolicy.REQUIRED, DevType.VF)
