@@ -11,6 +11,14 @@ decode errors) are translated where they enter, with ``raise ... from``.
     │   ├── InvalidHexId             a vendor / product / class id that does not parse
     │   ├── DeviceSpecError          a device_spec entry that Nova would reject too
     │   └── ConfigError              a config file that cannot be read or parsed
+    │   └── (domain errors: InvalidAlias, InvalidPciRequest, InvalidStatusTransition live beside
+    │        the rules they guard, and subclass these)
+    ├── NotFound                     a named resource does not exist (404)
+    ├── Conflict                     the request clashes with the current state (409)
+    │   └── GenerationConflict       a stale or concurrent inventory report (409)
+    ├── Unauthorized                 no or unknown token (401)
+    ├── Forbidden                    a valid token that may not do this (403)
+    ├── ServiceUnavailable           the API server cannot be reached or answers 5xx
     ├── DiscoveryError               the host cannot be read at all (no PCI bus in the sysfs root)
     └── LibvirtError                 a libvirt call failed; keeps libvirt's error code
         └── LibvirtUnsupported       the connection driver does not support the call
@@ -52,6 +60,36 @@ class DeviceSpecError(InvalidInput):
 
 class ConfigError(InvalidInput):
     code = "invalid_config"
+
+
+class NotFound(EpaError):
+    code = "not_found"
+
+
+class Conflict(EpaError):
+    code = "conflict"
+
+
+class GenerationConflict(Conflict):
+    """The report's generation is not the host's current one; ``current`` is what the server has."""
+
+    code = "generation_conflict"
+
+    def __init__(self, message: str, current: int | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+class Unauthorized(EpaError):
+    code = "unauthorized"
+
+
+class Forbidden(EpaError):
+    code = "forbidden"
+
+
+class ServiceUnavailable(EpaError):
+    code = "service_unavailable"
 
 
 class DiscoveryError(EpaError):

@@ -61,7 +61,7 @@ def discover(
         specs.extend(config.device_specs)
         for warning in config.warnings:
             click.echo(f"warning: {warning}", err=True)
-    specs.extend(parse_device_spec_args(device_specs))
+    specs.extend(parse_device_spec_args(device_specs, first_index=len(specs)))
     names = load_pci_ids()
     if libvirt_uri is not None:
         result = scan_libvirt(libvirt_uri, names)
