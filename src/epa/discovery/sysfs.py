@@ -31,40 +31,40 @@ def scan_sysfs(root: Path = Path("/sys"), names: PciIds | None = None) -> ScanRe
         raise DiscoveryError(f"cannot list PCI devices in {bus}: {e.strerror or e}") from e
     warnings: list[str] = []
     devices: list[PciDevice] = []
+    devices_root = os.path.realpath(root / "devices")
     for entry in entries:
         try:
             address = PciAddress.parse(entry)
         except InvalidInput as e:
             warnings.append(f"{bus / entry}: skipped, the name is not a PCI address ({e})")
             continue
-        device = _read_function(root, bus / entry, address, names, warnings)
+        device = _read_function(devices_root, bus / entry, address, names, warnings)
         if device is not None:
             devices.append(device)
     _check_links(devices, warnings)
     return ScanResult(source=f"sysfs:{root}", devices=tuple(devices), warnings=tuple(warnings))
 
 
-def _resolve(root: Path, link: Path, warnings: list[str]) -> Path | None:
+def _resolve(link: Path, warnings: list[str]) -> str | None:
     try:
-        path = link.resolve(strict=True)
-    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop on Python 3.11/3.12
+        path = os.path.realpath(link, strict=True)
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop on some Python versions
         warnings.append(f"{link}: skipped, the link does not resolve ({e})")
         return None
-    if not path.is_dir():
+    if not os.path.isdir(path):
         warnings.append(f"{link}: skipped, it does not point to a device directory")
         return None
     return path
 
 
 def _topology(
-    root: Path, path: Path, address: PciAddress, warnings: list[str]
+    devices_root: str, path: str, address: PciAddress, warnings: list[str]
 ) -> tuple[str | None, tuple[PciAddress, ...]]:
     """The root complex and the bridges above the function, read off its place under devices/."""
-    try:
-        parts = path.relative_to((root / "devices").resolve()).parts
-    except ValueError:
-        warnings.append(f"{path}: not under {root / 'devices'}; PCIe path unknown")
+    if not path.startswith(devices_root + "/"):
+        warnings.append(f"{path}: not under {devices_root}; PCIe path unknown")
         return None, ()
+    parts = path[len(devices_root) + 1 :].split("/")
     pci_root = parts[0] if parts and _ROOT_COMPLEX.fullmatch(parts[0]) else None
     bridges: list[PciAddress] = []
     for part in parts[1:-1]:
@@ -77,11 +77,11 @@ def _topology(
     return pci_root, tuple(bridges)
 
 
-def _netdevs(path: Path, warnings: list[str]) -> tuple[NetInterface, ...]:
+def _netdevs(path: str, warnings: list[str]) -> tuple[NetInterface, ...]:
     """Interfaces under ``net/`` and, for virtio functions, under ``virtioN/net/``."""
-    net_dirs = [path / "net"]
+    net_dirs = [f"{path}/net"]
     with contextlib.suppress(OSError):
-        net_dirs += sorted(p / "net" for p in path.iterdir() if p.name.startswith("virtio"))
+        net_dirs += sorted(f"{path}/{n}/net" for n in os.listdir(path) if n.startswith("virtio"))
     out: list[NetInterface] = []
     for net_dir in net_dirs:
         try:
@@ -89,7 +89,7 @@ def _netdevs(path: Path, warnings: list[str]) -> tuple[NetInterface, ...]:
         except OSError:
             continue
         for name in names:
-            r = AttrReader(net_dir / name, warnings)
+            r = AttrReader(f"{net_dir}/{name}", warnings)
             out.append(
                 NetInterface(
                     name=name,
@@ -115,9 +115,9 @@ def _virtfns(r: AttrReader) -> tuple[PciAddress, ...]:
 
 
 def _read_function(
-    root: Path, link: Path, address: PciAddress, names: PciIds | None, warnings: list[str]
+    devices_root: str, link: Path, address: PciAddress, names: PciIds | None, warnings: list[str]
 ) -> PciDevice | None:
-    path = _resolve(root, link, warnings)
+    path = _resolve(link, warnings)
     if path is None:
         return None
     mine: list[str] = []
@@ -141,7 +141,7 @@ def _read_function(
         dev_type = DevType.PF
     else:
         dev_type = DevType.PCI
-    pci_root, bridges = _topology(root, path, address, mine)
+    pci_root, bridges = _topology(devices_root, path, address, mine)
     device = PciDevice(
         address=address,
         vendor_id=vendor,
