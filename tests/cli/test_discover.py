@@ -107,9 +107,7 @@ def test_device_spec_from_file_and_nova_conf(
         'device_spec = {"devname": "ens785f1", "physical_network": "physnet3"}\n'
         'device_spec = {"address": {"bus": "5e", "function": "[2-3]"}}\n'
     )
-    devices = discover_json(
-        capsys, "--sysfs-root", str(nfv_sysfs), "--config", str(nova), "--device-spec", f"@{spec}"
-    )
+    devices = discover_json(capsys, "--sysfs-root", str(nfv_sysfs), "--config", str(nova), "--device-spec", f"@{spec}")
     assert devices["0000:af:00.0"]["assignable"] is True  # from the @FILE flag
     assert devices["0000:18:0a.3"]["tags"] == {"physical_network": "physnet3"}  # devname of a PF
     assert devices["0000:5e:00.2"]["assignable"] and devices["0000:5e:00.3"]["assignable"]
@@ -154,9 +152,7 @@ def test_table_groups_vfs_under_their_pf(capsys: pytest.CaptureFixture[str], nfv
     assert "86 functions (6 PFs, 68 VFs), 17 assignable" in lines[-1]
 
 
-def test_libvirt_backend_from_the_cli(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, nfv: SimHost
-) -> None:
+def test_libvirt_backend_from_the_cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, nfv: SimHost) -> None:
     node = tmp_path / "node.xml"
     node.write_text(render_node_xml(nfv))
     devices = discover_json(capsys, "--libvirt", f"test://{node}")

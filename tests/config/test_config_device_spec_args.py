@@ -11,9 +11,7 @@ from epa.errors import ConfigError, DeviceSpecError
 
 
 def test_json_arguments_in_order() -> None:
-    specs = parse_device_spec_args(
-        ['{"vendor_id": "8086"}', '[{"vendor_id": "10de"}, {"vendor_id": "1002"}]']
-    )
+    specs = parse_device_spec_args(['{"vendor_id": "8086"}', '[{"vendor_id": "10de"}, {"vendor_id": "1002"}]'])
     assert [s.vendor_id for s in specs] == ["8086", "10de", "1002"]
     assert [s.index for s in specs] == [0, 1, 2]
     assert [s.label for s in specs] == ["--device-spec[0]", "--device-spec[1][0]", "--device-spec[1][1]"]
@@ -47,8 +45,7 @@ def test_bad_spec_in_at_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DeviceSpecError) as info:
         parse_device_spec_args([f"@{path}"])
     assert str(info.value) == (
-        "--device-spec[0][1]: property slot (20) is greater than the maximum allowable value (1F)"
-        f" (in {path})"
+        f"--device-spec[0][1]: property slot (20) is greater than the maximum allowable value (1F) (in {path})"
     )
 
 

@@ -97,9 +97,7 @@ def test_device_spec_wins_over_passthrough_whitelist_with_a_warning(tmp_path: Pa
 
 def test_oldest_default_section_names(tmp_path: Path) -> None:
     text = (
-        "[DEFAULT]\n"
-        'pci_passthrough_whitelist = {"vendor_id": "8086"}\n'
-        'pci_alias = {"name": "a", "vendor_id": "8086"}\n'
+        '[DEFAULT]\npci_passthrough_whitelist = {"vendor_id": "8086"}\npci_alias = {"name": "a", "vendor_id": "8086"}\n'
     )
     config = load_config(write(tmp_path, text))
     assert [s.vendor_id for s in config.device_specs] == ["8086"]
@@ -123,9 +121,7 @@ def test_invalid_json_names_file_line_and_value(tmp_path: Path) -> None:
     path = write(tmp_path, "[pci]\ndevice_spec = {vendor_id: 8086}\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value).startswith(
-        f"{path}:2: device_spec[0]: entry '{{vendor_id: 8086}}' is not valid JSON"
-    )
+    assert str(info.value).startswith(f"{path}:2: device_spec[0]: entry '{{vendor_id: 8086}}' is not valid JSON")
 
 
 def test_empty_device_spec_line_is_an_error_as_in_nova(tmp_path: Path) -> None:

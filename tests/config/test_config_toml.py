@@ -74,9 +74,7 @@ def test_spec_error_names_file_and_entry(tmp_path: Path) -> None:
     path = write(tmp_path, '[pci]\ndevice_spec = [{ vendor_id = "8086" }, { vendor_id = "zz" }]\n')
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert (
-        str(info.value) == f"{path}: device_spec[1]: property vendor_id ('zz') does not parse as a hex number"
-    )
+    assert str(info.value) == f"{path}: device_spec[1]: property vendor_id ('zz') does not parse as a hex number"
 
 
 def test_toml_tag_list_is_refused(tmp_path: Path) -> None:

@@ -64,9 +64,9 @@ def test_backends_report_the_same_devices(host: SimHost, tmp_path: Path) -> None
         v = by_libvirt[s.address]
         for name in SHARED:
             assert getattr(s, name) == getattr(v, name), f"{s.address} {name}"
-        assert [(n.name, n.mac, n.operstate) for n in s.netdevs] == [
-            (n.name, n.mac, n.operstate) for n in v.netdevs
-        ], f"{s.address} netdevs"
+        assert [(n.name, n.mac, n.operstate) for n in s.netdevs] == [(n.name, n.mac, n.operstate) for n in v.netdevs], (
+            f"{s.address} netdevs"
+        )
 
 
 @pytest.mark.parametrize("host", HOSTS, ids=lambda h: h.name)

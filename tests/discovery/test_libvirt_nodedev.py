@@ -319,9 +319,7 @@ def test_a_vf_with_an_unreadable_pf_address_is_a_vf_without_parent() -> None:
 def test_the_pcie_path_walks_parents_up_to_the_host() -> None:
     root_port = pci_xml("pci_0000_3a_00_0", bus="58", klass="0x060400", path=None)
     switch_up = pci_xml("pci_0000_3b_00_0", bus="59", klass="0x060400", parent="pci_0000_3a_00_0", path=None)
-    switch_down = pci_xml(
-        "pci_0000_3c_00_0", bus="60", klass="0x060400", parent="pci_0000_3b_00_0", path=None
-    )
+    switch_down = pci_xml("pci_0000_3c_00_0", bus="60", klass="0x060400", parent="pci_0000_3b_00_0", path=None)
     endpoint = pci_xml("pci_0000_3d_00_0", bus="61", parent="pci_0000_3c_00_0", path=None)
     devices, warnings = scan(endpoint, switch_down, root_port, switch_up)
     assert warnings == []
@@ -388,20 +386,12 @@ def test_a_net_device_without_interface_is_skipped() -> None:
     assert warnings == ["libvirt node device net_x: skipped, no <capability type='net'><interface>"]
 
 
-@given(
-    st.builds(
-        PciAddress, st.integers(0, 0xFFFF), st.integers(0, 0xFF), st.integers(0, 0x1F), st.integers(0, 7)
-    )
-)
+@given(st.builds(PciAddress, st.integers(0, 0xFFFF), st.integers(0, 0xFF), st.integers(0, 0x1F), st.integers(0, 7)))
 def test_libvirt_names_round_trip(address: PciAddress) -> None:
     assert PciAddress.from_libvirt_name(address.libvirt_name) == address
 
 
-@given(
-    st.builds(
-        PciAddress, st.integers(0, 0xFFFF), st.integers(0, 0xFF), st.integers(0, 0x1F), st.integers(0, 7)
-    )
-)
+@given(st.builds(PciAddress, st.integers(0, 0xFFFF), st.integers(0, 0xFF), st.integers(0, 0x1F), st.integers(0, 7)))
 def test_a_device_xml_round_trips_its_address(address: PciAddress) -> None:
     name, xml = pci_xml(
         address.libvirt_name,

@@ -45,9 +45,7 @@ def test_real_netdevs_are_seen() -> None:
     real_ifaces = set()
     for name in os.listdir(SYS / "class" / "net"):
         dev = SYS / "class" / "net" / name / "device"
-        if (dev.exists() and (dev / "vendor").exists()) or (
-            dev.exists() and (dev / ".." / "vendor").exists()
-        ):
+        if (dev.exists() and (dev / "vendor").exists()) or (dev.exists() and (dev / ".." / "vendor").exists()):
             real_ifaces.add(name)
     seen = {n.name for d in found for n in d.netdevs}
     assert seen == real_ifaces

@@ -183,17 +183,13 @@ def test_remote_managed_false_pf_is_assignable() -> None:
 
 
 def test_remote_managed_refusal_does_not_fall_through_to_later_specs() -> None:
-    result, _ = run(
-        [f'{{"address": "{PF_ADDR}", "remote_managed": "1"}}', '{"vendor_id": "8086"}'], sriov_host()
-    )
+    result, _ = run([f'{{"address": "{PF_ADDR}", "remote_managed": "1"}}', '{"vendor_id": "8086"}'], sriov_host())
     assert not result[PF_ADDR].assignable
     assert result[PF_ADDR].spec_index == 0
 
 
 def test_remote_managed_spec_for_vf_product_never_touches_the_pf() -> None:
-    result, warnings = run(
-        ['{"vendor_id": "8086", "product_id": "154c", "remote_managed": "true"}'], sriov_host()
-    )
+    result, warnings = run(['{"vendor_id": "8086", "product_id": "154c", "remote_managed": "true"}'], sriov_host())
     assert assignable(result) == {"0000:3b:02.0", "0000:3b:02.1"}
     assert warnings == ()
 

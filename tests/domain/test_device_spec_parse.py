@@ -35,9 +35,7 @@ def test_no_entries() -> None:
 def test_errors_name_the_entry_position() -> None:
     with pytest.raises(DeviceSpecError) as info:
         parse_device_specs(['{"vendor_id": "8086"}', '{"vendor_id": "8086"}', '{"address": ".8"}'])
-    assert str(info.value) == (
-        "device_spec[2]: property func (8) is greater than the maximum allowable value (7)"
-    )
+    assert str(info.value) == ("device_spec[2]: property func (8) is greater than the maximum allowable value (7)")
 
 
 def test_error_in_a_list_item_names_the_item() -> None:

@@ -31,9 +31,7 @@ def test_exact_glob_matches_its_address_only(address: PciAddress, others: list[P
 
 
 @given(addresses, st.lists(addresses, max_size=30))
-def test_anchored_regex_of_fields_matches_its_address_only(
-    address: PciAddress, others: list[PciAddress]
-) -> None:
+def test_anchored_regex_of_fields_matches_its_address_only(address: PciAddress, others: list[PciAddress]) -> None:
     fields = dict(zip(("domain", "bus", "slot", "function"), address.fields, strict=True))
     spec = DeviceSpec.parse({"address": {k: f"{v}$" for k, v in fields.items()}}, 0).address
     assert isinstance(spec, RegexAddressSpec)

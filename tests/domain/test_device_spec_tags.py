@@ -87,9 +87,7 @@ def test_boolean_tag_list_is_refused() -> None:
 
 
 def test_the_five_boolean_tags() -> None:
-    assert frozenset({"trusted", "remote_managed", "managed", "live_migratable", "one_time_use"}) == (
-        BOOLEAN_TAGS
-    )
+    assert frozenset({"trusted", "remote_managed", "managed", "live_migratable", "one_time_use"}) == (BOOLEAN_TAGS)
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,5 @@ def render_table(classified: Sequence[ClassifiedDevice], source: str) -> str:
     vf_count = sum(1 for c in classified if c.device.dev_type is DevType.VF)
     assignable = sum(1 for c in classified if c.assignable)
     lines.append("")
-    lines.append(
-        f"{len(classified)} functions ({pfs} PFs, {vf_count} VFs), {assignable} assignable; source {source}"
-    )
+    lines.append(f"{len(classified)} functions ({pfs} PFs, {vf_count} VFs), {assignable} assignable; source {source}")
     return "\n".join(lines)

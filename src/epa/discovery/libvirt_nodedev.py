@@ -296,9 +296,7 @@ def _attach_netdevs(
         parent = _text_or_none(root.find("parent"))
         if parent is None or parent not in nodes:
             if parent is not None and parent.startswith("pci_"):
-                warnings.append(
-                    f"libvirt node device {name}: <parent> {parent} is not among the PCI node devices"
-                )
+                warnings.append(f"libvirt node device {name}: <parent> {parent} is not among the PCI node devices")
             continue
         cap = root.find("capability[@type='net']")
         ifname = _text_or_none(cap.find("interface")) if cap is not None else None
@@ -355,9 +353,7 @@ def devices_from_nodedev_xml(
             continue
         address = node.device.address
         if address in seen:
-            warnings.append(
-                f"libvirt node device {name}: skipped, {address} is already node device {seen[address]}"
-            )
+            warnings.append(f"libvirt node device {name}: skipped, {address} is already node device {seen[address]}")
             continue
         seen[address] = name
         nodes[name] = node

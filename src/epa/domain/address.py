@@ -22,9 +22,7 @@ def _field(text: str, name: str, width: int, maximum: int, whole: str) -> int:
         )
     value = int(text, 16)
     if value > maximum:
-        raise InvalidPciAddress(
-            f"PCI address {whole!r}: {name} {text!r} is greater than the maximum ({maximum:x})"
-        )
+        raise InvalidPciAddress(f"PCI address {whole!r}: {name} {text!r} is greater than the maximum ({maximum:x})")
     return value
 
 

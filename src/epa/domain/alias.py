@@ -56,8 +56,7 @@ class AliasSpec:
         name = obj.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
             raise InvalidAlias(
-                f"{where}: property name ({name!r}) must be a non-empty string of at most "
-                f"{_NAME_MAX} characters"
+                f"{where}: property name ({name!r}) must be a non-empty string of at most {_NAME_MAX} characters"
             )
         ids: dict[str, str | None] = {}
         for key in ("vendor_id", "product_id"):
@@ -71,14 +70,12 @@ class AliasSpec:
         dev_type = obj.get("device_type", DevType.PCI.value)
         if dev_type not in {t.value for t in DevType}:
             raise InvalidAlias(
-                f"{where}: property device_type ({dev_type!r}) must be one of "
-                f"{', '.join(t.value for t in DevType)}"
+                f"{where}: property device_type ({dev_type!r}) must be one of {', '.join(t.value for t in DevType)}"
             )
         policy = obj.get("numa_policy", NumaPolicy.LEGACY.value)
         if policy not in {p.value for p in NumaPolicy}:
             raise InvalidAlias(
-                f"{where}: property numa_policy ({policy!r}) must be one of "
-                f"{', '.join(p.value for p in NumaPolicy)}"
+                f"{where}: property numa_policy ({policy!r}) must be one of {', '.join(p.value for p in NumaPolicy)}"
             )
         tags = []
         for key, raw in obj.items():
@@ -177,13 +174,10 @@ def parse_pci_requests(text: str, known: Mapping[str, object] | None = None) -> 
             raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r} is not NAME:COUNT")
         if not count_text.isdigit() or int(count_text) < 1:
             raise InvalidPciRequest(
-                f"pci_passthrough:alias item {item.strip()!r}: "
-                f"count {count_text!r} must be a positive integer"
+                f"pci_passthrough:alias item {item.strip()!r}: count {count_text!r} must be a positive integer"
             )
         if known is not None and name not in known:
-            raise InvalidPciRequest(
-                f"pci_passthrough:alias item {item.strip()!r}: alias {name!r} is not defined"
-            )
+            raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r}: alias {name!r} is not defined")
         if any(r.alias == name for r in out):
             raise InvalidPciRequest(f"pci_passthrough:alias names alias {name!r} twice")
         out.append(PciRequest(name, int(count_text)))

@@ -8,7 +8,7 @@ from typing import Any
 
 from epa.domain.address import PciAddress
 from epa.domain.hexid import parse_hex_id
-from epa.errors import InvalidInput
+from epa.errors import InvalidInput, InvalidPciAddress
 
 # PCI class codes (the top 16 bits of the 24-bit class) that matter to EPA.
 CLASS_PCI_BRIDGE = "0604"
@@ -195,7 +195,7 @@ class _JsonReader:
         try:
             return PciAddress.parse(value)
         except InvalidInput as e:
-            raise InvalidInput(f"{self.where}: {key}: {e}") from e
+            raise InvalidPciAddress(f"{self.where}: {key}: {e}") from e
 
     def addresses(self, key: str) -> tuple[PciAddress, ...]:
         value = self.obj.get(key) or []
@@ -208,7 +208,7 @@ class _JsonReader:
             try:
                 out.append(PciAddress.parse(item))
             except InvalidInput as e:
-                raise InvalidInput(f"{self.where}: {key}: {e}") from e
+                raise InvalidPciAddress(f"{self.where}: {key}: {e}") from e
         return tuple(out)
 
     def dev_type(self) -> DevType:
@@ -232,7 +232,5 @@ class _JsonReader:
             fields = {k: item.get(k) for k in ("mac", "operstate", "phys_switch_id")}
             if any(v is not None and not isinstance(v, str) for v in fields.values()):
                 raise self.fail("netdevs", "must hold strings")
-            out.append(
-                NetInterface(item["name"], fields["mac"], fields["operstate"], fields["phys_switch_id"])
-            )
+            out.append(NetInterface(item["name"], fields["mac"], fields["operstate"], fields["phys_switch_id"]))
         return tuple(out)

@@ -23,7 +23,5 @@ def parse_hex_property(prop: str, raw: str, maximum: int) -> int | None:
         raise DeviceSpecError(f"property {prop} ('{raw}') does not parse as a hex number")
     value = int(digits, 16)
     if value > maximum:
-        raise DeviceSpecError(
-            f"property {prop} ({raw}) is greater than the maximum allowable value ({maximum:X})"
-        )
+        raise DeviceSpecError(f"property {prop} ({raw}) is greater than the maximum allowable value ({maximum:X})")
     return value

@@ -99,16 +99,13 @@ class RegexAddressSpec:
         # silently match every function.
         for key in obj:
             if key not in REGEX_KEYS:
-                raise DeviceSpecError(
-                    f"property address has an unknown key {key!r} (want {', '.join(REGEX_KEYS)})"
-                )
+                raise DeviceSpecError(f"property address has an unknown key {key!r} (want {', '.join(REGEX_KEYS)})")
         patterns: list[re.Pattern[str]] = []
         for key in REGEX_KEYS:
             raw = obj.get(key, REGEX_ANY)
             if not isinstance(raw, str):
                 raise DeviceSpecError(
-                    f"property address.{key} ({json.dumps(raw)}) must be a string holding a "
-                    "regular expression"
+                    f"property address.{key} ({json.dumps(raw)}) must be a string holding a regular expression"
                 )
             try:
                 patterns.append(re.compile(raw))

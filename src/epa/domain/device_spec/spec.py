@@ -79,9 +79,7 @@ class DeviceSpec:
         product_id = _hex_id("product_id", obj.get("product_id"))
         raw_devname = obj.get("devname")
         if raw_devname is not None and not isinstance(raw_devname, str):
-            raise DeviceSpecError(
-                f"property devname ({json.dumps(raw_devname, default=str)}) must be a string"
-            )
+            raise DeviceSpecError(f"property devname ({json.dumps(raw_devname, default=str)}) must be a string")
         devname = raw_devname or None
         raw_address = obj.get("address")
         # Nova tests truthiness here: an empty address next to a devname is allowed.
@@ -165,9 +163,7 @@ def parse_device_spec_entry(
         specs: list[DeviceSpec] = []
         for i, item in enumerate(obj):
             if not isinstance(item, Mapping):
-                raise DeviceSpecError(
-                    f"{label}[{i}]: list item {json.dumps(item, default=str)} is not a JSON object"
-                )
+                raise DeviceSpecError(f"{label}[{i}]: list item {json.dumps(item, default=str)} is not a JSON object")
             specs.append(DeviceSpec.parse(item, first_index + i, f"{label}[{i}]"))
         return tuple(specs)
     raise DeviceSpecError(

@@ -1,0 +1,1 @@
+"""EPA's REST API (FastAPI): the only layer that imports the web framework."""

@@ -1,0 +1,31 @@
+"""The ASGI application: routers, error handling, and the database it serves."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from epa import __version__
+from epa.api import errors
+from epa.api.routes import alias, device, flavor, host, inventory
+from epa.inventory import Database
+
+
+def create_app(db: Database) -> FastAPI:
+    app = FastAPI(
+        title="EPA",
+        version=__version__,
+        description="Enhanced Platform Awareness: PCI device inventory of a VM cloud's hosts.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.db = db
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    for module in (host, inventory, device, alias, flavor):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,41 @@
+"""Bearer-token authentication: who is calling (admin or a host's agent), and what they may touch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from epa.errors import Forbidden, Unauthorized
+from epa.inventory import Database
+from epa.inventory.tokens import Principal, authenticate
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def principal(request: Request, db: Annotated[Database, Depends(database)]) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer TOKEN'")
+    return authenticate(db, token.strip())
+
+
+def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    if who.kind != "admin":
+        raise Forbidden(f"this needs the admin token; the agent token of host {who.host!r} may not do it")
+    return who
+
+
+def may_access_host(who: Principal, host: str) -> None:
+    """Admins reach every host; an agent only its own."""
+    if who.kind != "admin" and who.host != host:
+        raise Forbidden(f"the agent token of host {who.host!r} may not act on host {host!r}")
+
+
+DB = Annotated[Database, Depends(database)]
+Caller = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(admin)]

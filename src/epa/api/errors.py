@@ -1,0 +1,97 @@
+"""The one place where EPA errors become HTTP answers: ``{"error": {"code", "message"}}``.
+
+Codes are stable (they come from the error classes, see ``epa.errors``); only the HTTP status is
+decided here, by the nearest class in this table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from epa.errors import (
+    Conflict,
+    EpaError,
+    Forbidden,
+    GenerationConflict,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
+
+HTTP_STATUS: tuple[tuple[type[EpaError], int], ...] = (
+    (InvalidInput, 400),
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (ServiceUnavailable, 503),
+)
+# Codes for errors that come from the framework rather than from EPA's error classes.
+HTTP_CODES = {
+    400: "invalid_input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_too_large",
+}
+
+
+def status_for(error: EpaError) -> int:
+    for cls, status in HTTP_STATUS:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """Name the field and the value of the first problem (and count the rest)."""
+    errors = list(exc.errors())
+    if not errors:
+        return "the request is not valid"
+    first = errors[0]
+    field = _loc(tuple(first.get("loc", ())))
+    value = first.get("input")
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"{field} ({shown}): {first.get('msg', 'is not valid')}{more}"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(EpaError)
+    async def _epa(_: Request, exc: EpaError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, GenerationConflict):
+            extra["current_generation"] = exc.current
+        status = status_for(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(error_body("invalid_input", validation_message(exc)), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)

@@ -1,0 +1,45 @@
+"""/v1/devices: the inventory's devices, filtered and paginated; one device by host and address."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from epa.api.auth import DB, Admin
+from epa.api.schemas.device import DeviceList, DeviceOut, DevTypeName, StatusName
+from epa.domain.address import PciAddress
+from epa.domain.device import DevType
+from epa.domain.status import DeviceStatus
+from epa.inventory import devices
+
+router = APIRouter(tags=["devices"])
+
+
+@router.get("/v1/devices", response_model=DeviceList)
+def list_devices(
+    db: DB,
+    _: Admin,
+    host: str | None = None,
+    status: StatusName | None = None,
+    dev_type: DevTypeName | None = None,
+    assignable: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+    marker: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONResponse:
+    records, next_marker = devices.list_devices(
+        db,
+        host=host,
+        status=DeviceStatus(status) if status else None,
+        dev_type=DevType(dev_type) if dev_type else None,
+        assignable=assignable,
+        limit=limit,
+        marker=marker,
+    )
+    return JSONResponse({"devices": [r.to_json() for r in records], "next_marker": next_marker})
+
+
+@router.get("/v1/hosts/{name}/devices/{address}", response_model=DeviceOut)
+def show_device(name: str, address: str, db: DB, _: Admin) -> JSONResponse:
+    return JSONResponse(devices.get_device(db, name, str(PciAddress.parse(address))).to_json())

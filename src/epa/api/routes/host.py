@@ -1,0 +1,45 @@
+"""/v1/hosts: create, list, show, enable/disable, rotate the agent token, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from epa.api.auth import DB, Admin, Caller, may_access_host
+from epa.api.schemas.host import AgentToken, HostCreate, HostCreated, HostList, HostOut, HostPatch
+from epa.inventory import hosts
+
+router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
+
+
+@router.post("", status_code=201, response_model=HostCreated)
+def create_host(body: HostCreate, db: DB, _: Admin) -> JSONResponse:
+    host, token = hosts.create_host(db, body.name)
+    return JSONResponse({"host": host.to_json(), "agent_token": token}, status_code=201)
+
+
+@router.get("", response_model=HostList)
+def list_hosts(db: DB, _: Admin) -> JSONResponse:
+    return JSONResponse({"hosts": [h.to_json() for h in hosts.list_hosts(db)]})
+
+
+@router.get("/{name}", response_model=HostOut)
+def show_host(name: str, db: DB, who: Caller) -> JSONResponse:
+    may_access_host(who, name)
+    return JSONResponse(hosts.get_host(db, name).to_json())
+
+
+@router.patch("/{name}", response_model=HostOut)
+def patch_host(name: str, body: HostPatch, db: DB, _: Admin) -> JSONResponse:
+    return JSONResponse(hosts.set_host_enabled(db, name, body.enabled).to_json())
+
+
+@router.post("/{name}/token", response_model=AgentToken)
+def rotate_token(name: str, db: DB, _: Admin) -> JSONResponse:
+    return JSONResponse({"agent_token": hosts.rotate_agent_token(db, name)})
+
+
+@router.delete("/{name}", status_code=204)
+def delete_host(name: str, db: DB, _: Admin) -> Response:
+    hosts.delete_host(db, name)
+    return Response(status_code=204)

@@ -1,0 +1,50 @@
+"""Bodies of the host routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+HOST_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+
+
+class HostCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=HOST_NAME, description="1-63 characters of [A-Za-z0-9._-], starting alnum")
+
+
+class HostPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: StrictBool
+
+
+class NumaCellBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    node: int = Field(ge=0, le=1023)
+    socket: int | None = Field(default=None, ge=0, le=1023)
+    cpus: list[int] = Field(default_factory=list, max_length=16384)
+    memory_mb: int = Field(ge=0, le=2**40)
+
+
+class HostOut(BaseModel):
+    name: str
+    enabled: bool
+    generation: int
+    last_report_at: datetime | None
+    numa_cells: list[NumaCellBody]
+    device_counts: dict[str, int]
+    device_total: int
+
+
+class HostList(BaseModel):
+    hosts: list[HostOut]
+
+
+class HostCreated(BaseModel):
+    host: HostOut
+    agent_token: str
+
+
+class AgentToken(BaseModel):
+    agent_token: str

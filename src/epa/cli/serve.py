@@ -1,0 +1,98 @@
+"""``epa serve``: the REST API on SQLite (default, zero set-up) or PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import platformdirs
+
+from epa.api.server import check_listen
+from epa.api.server import serve as run_server
+from epa.errors import InvalidInput
+from epa.inventory import Database
+from epa.inventory.tokens import create_admin_token, ensure_admin_token
+
+DEFAULT_PORT = 8700
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("epa"))
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write a token readable by its owner only (created 0600, never world-readable even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secret + "\n")
+    os.chmod(path, 0o600)
+
+
+@click.command()
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="SQLite database file (default: DATA_DIR/epa.db).",
+)
+@click.option(
+    "--database-url",
+    envvar="EPA_DATABASE_URL",
+    default=None,
+    help="A SQLAlchemy URL, e.g. postgresql+psycopg://user@host/epa (env EPA_DATABASE_URL).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where the SQLite file and the admin token live (default: the user data dir).",
+)
+@click.option("--listen", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--tls-cert", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+@click.option("--tls-key", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+@click.option(
+    "--allow-insecure-remote",
+    is_flag=True,
+    help="Listen on a non-loopback address without TLS (tokens in clear text).",
+)
+@click.option("--new-admin-token", is_flag=True, help="Create another admin token and write it to the token file.")
+def serve(
+    db_path: Path | None,
+    database_url: str | None,
+    data_dir: Path | None,
+    listen: str,
+    port: int,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    allow_insecure_remote: bool,
+    new_admin_token: bool,
+) -> None:
+    """Run the EPA API server (migrates the database on start)."""
+    if db_path is not None and database_url:
+        raise InvalidInput("--db and --database-url (or EPA_DATABASE_URL) are alternatives; give one")
+    if (tls_cert is None) != (tls_key is None):
+        raise InvalidInput("--tls-cert and --tls-key go together")
+    check_listen(listen, tls=tls_cert is not None, allow_insecure=allow_insecure_remote)
+    data = data_dir or default_data_dir()
+    url = database_url or f"sqlite:///{(db_path or data / 'epa.db').resolve()}"
+    db = Database.connect(url)
+    db.migrate()
+    token_file = data / "admin-token"
+    token = create_admin_token(db) if new_admin_token else ensure_admin_token(db)
+    if token is not None:
+        write_secret(token_file, token)
+        click.echo(f"epa: admin token created and written to {token_file}")
+    elif token_file.exists():
+        click.echo(f"epa: admin token in {token_file}")
+    else:
+        click.echo(
+            f"epa: an admin token exists but {token_file} is gone; run with --new-admin-token to make another",
+            err=True,
+        )
+    scheme = "https" if tls_cert else "http"
+    click.echo(f"epa: serving {scheme}://{listen}:{port} (API docs at /docs) on {db.url_for_display}")
+    run_server(db, listen, port, tls_cert, tls_key)

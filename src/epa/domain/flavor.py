@@ -1,0 +1,132 @@
+"""Flavors: what a server asks for (vCPUs, memory, NUMA spread and PCI requests by alias).
+
+The PCI requests are Nova's ``pci_passthrough:alias`` text; a flavor's ``numa_policy``, when set,
+overrides the NUMA policy of every alias it names (Nova's ``hw:pci_numa_affinity_policy``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeGuard
+
+from epa.domain.alias import Alias, NumaPolicy, PciRequest, parse_pci_requests
+from epa.errors import InvalidInput
+
+# Host and flavor names: what fits a DNS label, a file name and a URL path segment without quoting.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+MAX_VCPUS = 1024
+MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
+MAX_NUMA_NODES = 8
+PCI_ALIAS_KEY = "pci_passthrough:alias"
+_KEYS = ("name", "vcpus", "memory_mb", PCI_ALIAS_KEY, "numa_policy", "numa_nodes")
+
+
+class InvalidFlavor(InvalidInput):
+    code = "invalid_flavor"
+
+
+def is_valid_name(value: object) -> TypeGuard[str]:
+    """True for 1-63 characters of ``[A-Za-z0-9._-]`` starting with a letter or digit."""
+    return isinstance(value, str) and NAME_PATTERN.fullmatch(value) is not None
+
+
+def check_name(value: object, what: str, error: type[InvalidInput] = InvalidInput) -> str:
+    """Return ``value`` if it is a valid host or flavor name, else raise ``error`` naming ``what``."""
+    if not is_valid_name(value):
+        raise error(
+            f"{what}: name ({value!r}) must be 1-63 characters of [A-Za-z0-9._-] starting with a letter or digit"
+        )
+    return value
+
+
+def _int_in(field: str, value: object, low: int, high: int) -> int:
+    # bool is an int in Python but never a count in JSON.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidFlavor(f"flavor: {field} ({value!r}) must be an integer in {low}..{high}")
+    return value
+
+
+def format_pci_requests(requests: tuple[PciRequest, ...]) -> str:
+    """The normalised ``pci_passthrough:alias`` text: ``"qat:2, t4:1"``."""
+    return ", ".join(f"{r.alias}:{r.count}" for r in requests)
+
+
+@dataclass(frozen=True, slots=True)
+class Flavor:
+    """A validated flavor. ``pci_alias`` is the normalised text of ``pci_requests``."""
+
+    name: str
+    vcpus: int
+    memory_mb: int
+    pci_alias: str = ""
+    pci_requests: tuple[PciRequest, ...] = ()
+    numa_policy: NumaPolicy | None = None
+    numa_nodes: int = 1
+
+    def __post_init__(self) -> None:
+        check_name(self.name, "flavor", InvalidFlavor)
+        _int_in("vcpus", self.vcpus, 1, MAX_VCPUS)
+        _int_in("memory_mb", self.memory_mb, 1, MAX_MEMORY_MB)
+        _int_in("numa_nodes", self.numa_nodes, 1, MAX_NUMA_NODES)
+        if self.numa_policy is not None and not isinstance(self.numa_policy, NumaPolicy):
+            raise InvalidFlavor(f"flavor: numa_policy ({self.numa_policy!r}) must be a NumaPolicy")
+        # The text and the parsed requests are two views of one thing; refuse a flavor where they differ.
+        if format_pci_requests(self.pci_requests) != self.pci_alias:
+            raise InvalidFlavor(
+                f"flavor {self.name}: {PCI_ALIAS_KEY} ({self.pci_alias!r}) does not match its "
+                f"pci_requests ({format_pci_requests(self.pci_requests)!r})"
+            )
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any], known_aliases: Mapping[str, Alias]) -> Flavor:
+        """Validate a flavor body from the API; every alias it names must be in ``known_aliases``."""
+        if not isinstance(obj, Mapping):
+            raise InvalidFlavor(f"flavor: expected a JSON object, got {type(obj).__name__}")
+        unknown = sorted(str(k) for k in obj if k not in _KEYS)
+        if unknown:
+            raise InvalidFlavor(f"flavor: unknown field {unknown[0]!r} (known: {', '.join(_KEYS)})")
+        name = check_name(obj.get("name"), "flavor", InvalidFlavor)
+        for field in ("vcpus", "memory_mb"):
+            if field not in obj:
+                raise InvalidFlavor(f"flavor {name}: {field} is required")
+        text = obj.get(PCI_ALIAS_KEY)
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise InvalidFlavor(f"flavor {name}: {PCI_ALIAS_KEY} ({text!r}) must be a string")
+        try:
+            requests = parse_pci_requests(text, known_aliases)
+        except InvalidInput as e:
+            raise InvalidFlavor(f"flavor {name}: {e}") from e
+        policy = obj.get("numa_policy")
+        if policy is not None and policy not in {p.value for p in NumaPolicy}:
+            raise InvalidFlavor(
+                f"flavor {name}: numa_policy ({policy!r}) must be null or one of "
+                f"{', '.join(p.value for p in NumaPolicy)}"
+            )
+        numa_nodes = obj.get("numa_nodes", 1)
+        return cls(
+            name=name,
+            vcpus=_int_in("vcpus", obj["vcpus"], 1, MAX_VCPUS),
+            memory_mb=_int_in("memory_mb", obj["memory_mb"], 1, MAX_MEMORY_MB),
+            pci_alias=format_pci_requests(requests),
+            pci_requests=requests,
+            numa_policy=NumaPolicy(policy) if policy is not None else None,
+            numa_nodes=_int_in("numa_nodes", 1 if numa_nodes is None else numa_nodes, 1, MAX_NUMA_NODES),
+        )
+
+    def policy_for(self, alias: Alias) -> NumaPolicy:
+        """The NUMA policy that applies to ``alias`` in this flavor: the flavor's, else the alias's."""
+        return self.numa_policy if self.numa_policy is not None else alias.numa_policy
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "vcpus": self.vcpus,
+            "memory_mb": self.memory_mb,
+            PCI_ALIAS_KEY: self.pci_alias,
+            "pci_requests": [{"alias": r.alias, "count": r.count} for r in self.pci_requests],
+            "numa_policy": self.numa_policy.value if self.numa_policy is not None else None,
+            "numa_nodes": self.numa_nodes,
+        }

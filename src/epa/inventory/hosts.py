@@ -1,0 +1,128 @@
+"""Hosts: create (with the agent's token), list, read, enable/disable, rotate the token, delete.
+
+Reading hosts costs three queries however many there are: the hosts, their NUMA cells, and the
+device counts by one GROUP BY."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from epa.domain.flavor import check_name
+from epa.domain.host import NumaCell
+from epa.domain.status import DeviceStatus
+from epa.errors import Conflict, NotFound
+from epa.inventory.db import Database
+from epa.inventory.records import HostRecord
+from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, utcnow
+from epa.inventory.tokens import new_agent_token
+
+_IN_USE = (DeviceStatus.CLAIMED.value, DeviceStatus.ALLOCATED.value)
+
+
+def _host_row(session: Session, name: str, for_update: bool = False) -> HostRow:
+    query = select(HostRow).where(HostRow.name == name)
+    if for_update:
+        # Row lock on PostgreSQL (ignored by SQLite, whose writers hold the database lock): orders
+        # this against reports and status changes of the same host.
+        query = query.with_for_update()
+    row = session.execute(query).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"host {name!r} does not exist")
+    return row
+
+
+def host_id(session: Session, name: str, for_update: bool = False) -> int:
+    """The id of host ``name`` (NotFound if there is none), optionally locking its row."""
+    return _host_row(session, name, for_update).id
+
+
+def _records(session: Session, hosts: Sequence[HostRow], only: int | None = None) -> list[HostRecord]:
+    """HostRecords for ``hosts``; ``only`` narrows the cell and count queries to one host id."""
+    cells_q = select(NumaCellRow).order_by(NumaCellRow.host_id, NumaCellRow.node)
+    counts_q = select(DeviceRow.host_id, DeviceRow.status, func.count()).group_by(DeviceRow.host_id, DeviceRow.status)
+    if only is not None:
+        cells_q = cells_q.where(NumaCellRow.host_id == only)
+        counts_q = counts_q.where(DeviceRow.host_id == only)
+    cells: dict[int, list[NumaCell]] = {}
+    for c in session.execute(cells_q).scalars():
+        cells.setdefault(c.host_id, []).append(NumaCell(c.node, tuple(c.cpus), c.memory_mb, c.socket))
+    counts: dict[int, dict[str, int]] = {}
+    for hid, status, n in session.execute(counts_q):
+        counts.setdefault(hid, {})[status] = n
+    out = []
+    for h in hosts:
+        # Every status is listed, with zeros, so that the shape of device_counts never varies.
+        by_status = {s.value: counts.get(h.id, {}).get(s.value, 0) for s in DeviceStatus}
+        out.append(
+            HostRecord(
+                name=h.name,
+                enabled=h.enabled,
+                generation=h.generation,
+                last_report_at=h.last_report_at,
+                numa_cells=tuple(cells.get(h.id, ())),
+                device_counts=by_status,
+                device_total=sum(by_status.values()),
+            )
+        )
+    return out
+
+
+def create_host(db: Database, name: str) -> tuple[HostRecord, str]:
+    """Create host ``name`` and its agent token; return both (the token is not kept in clear)."""
+    check_name(name, "host")
+    with db.transaction() as session:
+        if session.execute(select(HostRow.id).where(HostRow.name == name)).first() is not None:
+            raise Conflict(f"host {name!r} already exists")
+        row = HostRow(name=name, enabled=True, generation=0, last_report_at=None, created_at=utcnow())
+        session.add(row)
+        session.flush()  # the unique constraint is the backstop for a concurrent create
+        token = new_agent_token(session, row.id)
+        return _records(session, [row], only=row.id)[0], token
+
+
+def list_hosts(db: Database) -> list[HostRecord]:
+    """Every host, sorted by name."""
+    with db.transaction(readonly=True) as session:
+        hosts = session.execute(select(HostRow).order_by(HostRow.name)).scalars().all()
+        return _records(session, hosts)
+
+
+def get_host(db: Database, name: str) -> HostRecord:
+    with db.transaction(readonly=True) as session:
+        row = _host_row(session, name)
+        return _records(session, [row], only=row.id)[0]
+
+
+def set_host_enabled(db: Database, name: str, enabled: bool) -> HostRecord:
+    with db.transaction() as session:
+        row = _host_row(session, name, for_update=True)
+        row.enabled = enabled
+        session.flush()
+        return _records(session, [row], only=row.id)[0]
+
+
+def rotate_agent_token(db: Database, name: str) -> str:
+    """A new agent token for host ``name``; the old one stops working when this commits."""
+    with db.transaction() as session:
+        return new_agent_token(session, host_id(session, name, for_update=True))
+
+
+def delete_host(db: Database, name: str) -> None:
+    """Delete a host with its devices, cells and token; refused while any device is in use."""
+    with db.transaction() as session:
+        hid = host_id(session, name, for_update=True)
+        in_use = session.execute(
+            select(DeviceRow.address)
+            .where(DeviceRow.host_id == hid, DeviceRow.status.in_(_IN_USE))
+            .order_by(DeviceRow.address)
+            .limit(3)
+        ).scalars()
+        busy = list(in_use)
+        if busy:
+            raise Conflict(
+                f"host {name!r} cannot be deleted while devices are claimed or allocated (e.g. {', '.join(busy)})"
+            )
+        session.execute(delete(HostRow).where(HostRow.id == hid))

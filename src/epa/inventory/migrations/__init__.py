@@ -1,0 +1,1 @@
+"""Alembic migrations of the inventory database, run by ``Database.migrate()`` (no alembic.ini)."""

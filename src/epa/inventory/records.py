@@ -1,0 +1,108 @@
+"""What the inventory functions return: frozen values with ``to_json()`` in the shapes of docs/api.md.
+
+No SQLAlchemy type leaves the inventory layer; these are what the API and the scheduler see."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from epa.domain.device import PciDevice
+from epa.domain.host import NumaCell
+from epa.domain.status import DeviceStatus
+
+PrincipalKind = Literal["admin", "agent"]
+
+
+def iso_utc(when: datetime | None) -> str | None:
+    return when.astimezone(UTC).isoformat() if when is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """A host with its NUMA cells and how many of its devices are in each status."""
+
+    name: str
+    enabled: bool
+    generation: int
+    last_report_at: datetime | None
+    numa_cells: tuple[NumaCell, ...] = ()
+    device_counts: Mapping[str, int] = field(default_factory=dict)
+    device_total: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "enabled": self.enabled,
+            "generation": self.generation,
+            "last_report_at": iso_utc(self.last_report_at),
+            "numa_cells": [c.to_json() for c in self.numa_cells],
+            "device_counts": dict(self.device_counts),
+            "device_total": self.device_total,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A device as the inventory holds it: what discovery saw plus its state on the server side."""
+
+    host: str
+    device: PciDevice
+    assignable: bool
+    tags: Mapping[str, str]
+    status: DeviceStatus
+    owner: str | None
+    vanished: bool
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = self.device.to_json()
+        out.update(
+            host=self.host,
+            assignable=self.assignable,
+            tags=dict(self.tags),
+            status=self.status.value,
+            owner=self.owner,
+            vanished=self.vanished,
+        )
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReportOutcome:
+    """What one inventory report changed. ``added`` includes devices that came back after being
+    ``removed``; ``vanished_in_use`` lists every in-use device the report no longer has."""
+
+    generation: int
+    added: tuple[str, ...] = ()
+    updated: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    vanished_in_use: tuple[str, ...] = ()
+    unchanged: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "generation": self.generation,
+            "added": list(self.added),
+            "updated": list(self.updated),
+            "removed": list(self.removed),
+            "vanished_in_use": list(self.vanished_in_use),
+            "unchanged": self.unchanged,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a token belongs to: the admin, or the agent of ``host``."""
+
+    kind: PrincipalKind
+    host: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "admin"
+
+    def may_act_for(self, host: str) -> bool:
+        """True for the admin and for ``host``'s own agent."""
+        return self.is_admin or self.host == host

@@ -1,0 +1,192 @@
+"""The tables of the inventory database, as typed SQLAlchemy models.
+
+The migrations in ``migrations/versions`` create exactly these tables (a test compares them); the
+models are what the queries are written against. Nothing outside ``epa.inventory`` sees them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+from epa.domain.status import DeviceStatus
+
+# Stable constraint names, so that later migrations (and SQLite batch mode) can refer to them.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+STATUS_CHECK = "status IN (" + ", ".join(f"'{s.value}'" for s in DeviceStatus) + ")"
+KIND_CHECK = "(kind = 'admin' AND host_id IS NULL) OR (kind = 'agent' AND host_id IS NOT NULL)"
+
+
+def name_type(length: int) -> TypeEngine[str]:
+    """A string that sorts bytewise on both backends: PostgreSQL's default collation is the locale's
+    (which ignores punctuation and case at first), SQLite's is BINARY; "C" makes them agree, so
+    that listings and keyset pagination order the same everywhere."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def json_type() -> TypeEngine[Any]:
+    return JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes in and out. SQLite keeps no zone, PostgreSQL returns the
+    session's; both come back as UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the inventory stores UTC times only")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class HostRow(Base):
+    __tablename__ = "hosts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(63), unique=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    last_report_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class NumaCellRow(Base):
+    __tablename__ = "numa_cells"
+    __table_args__ = (UniqueConstraint("host_id", "node"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    node: Mapped[int] = mapped_column(Integer)
+    socket: Mapped[int | None] = mapped_column(Integer)
+    cpus: Mapped[list[int]] = mapped_column(json_type())
+    memory_mb: Mapped[int] = mapped_column(Integer)
+
+
+class DeviceRow(Base):
+    """One PCI function of a host. Lists (netdevs, vf_addrs, pcie_path) and tags are JSON; addresses
+    are canonical ``dddd:bb:ss.f`` text, which sorts like ``PciAddress``."""
+
+    __tablename__ = "devices"
+    __table_args__ = (
+        UniqueConstraint("host_id", "address"),
+        CheckConstraint(STATUS_CHECK, name="status"),
+        Index(None, "status", "host_id"),
+        Index(None, "host_id", "parent_addr"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    address: Mapped[str] = mapped_column(name_type(12))
+    vendor_id: Mapped[str] = mapped_column(String(4))
+    product_id: Mapped[str] = mapped_column(String(4))
+    class_code: Mapped[str] = mapped_column(String(6))
+    dev_type: Mapped[str] = mapped_column(String(8))
+    parent_addr: Mapped[str | None] = mapped_column(name_type(12))
+    subsystem_vendor_id: Mapped[str | None] = mapped_column(String(4))
+    subsystem_product_id: Mapped[str | None] = mapped_column(String(4))
+    numa_node: Mapped[int | None] = mapped_column(Integer)
+    iommu_group: Mapped[int | None] = mapped_column(Integer)
+    driver: Mapped[str | None] = mapped_column(String(256))
+    netdevs: Mapped[list[dict[str, Any]]] = mapped_column(json_type())
+    sriov_totalvfs: Mapped[int | None] = mapped_column(Integer)
+    sriov_numvfs: Mapped[int | None] = mapped_column(Integer)
+    vf_addrs: Mapped[list[str]] = mapped_column(json_type())
+    pci_root: Mapped[str | None] = mapped_column(String(256))
+    pcie_path: Mapped[list[str]] = mapped_column(json_type())
+    vendor_name: Mapped[str | None] = mapped_column(String(256))
+    product_name: Mapped[str | None] = mapped_column(String(256))
+    assignable: Mapped[bool] = mapped_column(Boolean)
+    tags: Mapped[dict[str, str]] = mapped_column(json_type())
+    status: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str | None] = mapped_column(String(64))
+    vanished: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AliasRow(Base):
+    __tablename__ = "aliases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(256), unique=True)
+    specs: Mapped[list[dict[str, Any]]] = mapped_column(json_type())
+    numa_policy: Mapped[str] = mapped_column(String(16))
+    device_type: Mapped[str] = mapped_column(String(8))
+
+
+class FlavorRow(Base):
+    __tablename__ = "flavors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(63), unique=True)
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    pci_alias: Mapped[str] = mapped_column(Text)
+    numa_policy: Mapped[str | None] = mapped_column(String(16))
+    numa_nodes: Mapped[int] = mapped_column(Integer)
+
+
+class FlavorAliasRow(Base):
+    """Which aliases a flavor names: lets the database refuse deleting an alias a flavor uses
+    (RESTRICT), even when the delete races with the flavor's creation."""
+
+    __tablename__ = "flavor_aliases"
+    __table_args__ = (Index(None, "alias_id"),)
+
+    flavor_id: Mapped[int] = mapped_column(ForeignKey("flavors.id", ondelete="CASCADE"), primary_key=True)
+    alias_id: Mapped[int] = mapped_column(ForeignKey("aliases.id", ondelete="RESTRICT"), primary_key=True)
+
+
+class TokenRow(Base):
+    __tablename__ = "tokens"
+    __table_args__ = (
+        CheckConstraint(KIND_CHECK, name="kind"),
+        Index(None, "host_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

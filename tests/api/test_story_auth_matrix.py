@@ -1,0 +1,75 @@
+"""Story: every route's auth requirement, for no token, a wrong token, an agent on its own host, an agent
+on another host, and the admin. A route missing from ROUTES fails the last test."""
+
+from __future__ import annotations
+
+import pytest
+
+from support.api_story import Api
+
+OPEN = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
+
+# (method, route template, the concrete URL on host "a", body, allowed for host a's agent)
+ROUTES: list[tuple[str, str, str, object, bool]] = [
+    ("POST", "/v1/hosts", "/v1/hosts", {"name": "c"}, False),
+    ("GET", "/v1/hosts", "/v1/hosts", None, False),
+    ("GET", "/v1/hosts/{name}", "/v1/hosts/a", None, True),
+    ("PATCH", "/v1/hosts/{name}", "/v1/hosts/a", {"enabled": True}, False),
+    ("POST", "/v1/hosts/{name}/token", "/v1/hosts/a/token", None, False),
+    ("DELETE", "/v1/hosts/{name}", "/v1/hosts/a", None, False),
+    (
+        "PUT",
+        "/v1/hosts/{name}/inventory",
+        "/v1/hosts/a/inventory",
+        {"generation": 0, "numa_cells": [], "devices": []},
+        True,
+    ),
+    ("GET", "/v1/devices", "/v1/devices", None, False),
+    ("GET", "/v1/hosts/{name}/devices/{address}", "/v1/hosts/a/devices/0000:00:00.0", None, False),
+    ("POST", "/v1/aliases", "/v1/aliases", {"name": "x"}, False),
+    ("GET", "/v1/aliases", "/v1/aliases", None, False),
+    ("GET", "/v1/aliases/{name}", "/v1/aliases/x", None, False),
+    ("DELETE", "/v1/aliases/{name}", "/v1/aliases/x", None, False),
+    ("POST", "/v1/flavors", "/v1/flavors", {"name": "f", "vcpus": 1, "memory_mb": 1}, False),
+    ("GET", "/v1/flavors", "/v1/flavors", None, False),
+    ("GET", "/v1/flavors/{name}", "/v1/flavors/f", None, False),
+    ("DELETE", "/v1/flavors/{name}", "/v1/flavors/f", None, False),
+]
+
+
+@pytest.fixture
+def tokens(api: Api) -> dict[str, str]:
+    a = api.call("POST", "/v1/hosts", json={"name": "a"}, expect=201)["agent_token"]
+    b = api.call("POST", "/v1/hosts", json={"name": "b"}, expect=201)["agent_token"]
+    return {"a": a, "b": b}
+
+
+@pytest.mark.parametrize(("method", "template", "url", "body", "agent_ok"), ROUTES)
+def test_route_auth(
+    api: Api, tokens: dict[str, str], method: str, template: str, url: str, body: object, agent_ok: bool
+) -> None:
+    def send(token: str | None) -> tuple[int, dict[str, object]]:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        resp = api.client.request(method, url, json=body, headers=headers)
+        return resp.status_code, (resp.json() if resp.content else {})
+
+    for token in (None, "not-a-token", ""):
+        status, answer = send(token)
+        assert status == 401, (method, url, token, answer)
+        assert answer["error"]["code"] == "unauthorized"  # type: ignore[index]
+    status, answer = send(tokens["b"])  # another host's agent
+    assert status == 403, (method, url, answer)
+    status, answer = send(tokens["a"])
+    if agent_ok:
+        assert status < 400, (method, url, answer)
+    else:
+        assert status == 403, (method, url, answer)
+        assert answer["error"]["code"] == "forbidden"  # type: ignore[index]
+    status, answer = send(api.admin)
+    assert status not in (401, 403), (method, url, answer)
+
+
+def test_every_route_is_in_the_matrix(api: Api) -> None:
+    spec = api.call("GET", "/openapi.json", token=None)
+    served = {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops} - OPEN
+    assert served == {(m, t) for m, t, _, _, _ in ROUTES}
