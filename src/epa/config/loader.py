@@ -54,9 +54,7 @@ def _aliases(entries: Sequence[RawEntry], source: str) -> tuple[Mapping[str, obj
         items = value if isinstance(value, list) else [value]
         for item in items:
             if not isinstance(item, Mapping):
-                raise ConfigError(
-                    f"{where}: entry {entry.value!r} is neither a JSON object nor a list of objects"
-                )
+                raise ConfigError(f"{where}: entry {entry.value!r} is neither a JSON object nor a list of objects")
             aliases.append(MappingProxyType(dict(item)))
     return tuple(aliases)
 

@@ -37,9 +37,7 @@ def _pick(data: IniData, names: tuple[tuple[str, str], ...], source: str) -> tup
                     f"{source}: {name} (line {_lines(values)}) is a deprecated name; rename it to {current}"
                 )
         else:
-            warnings.append(
-                f"{source}: {name} (line {_lines(values)}) is ignored because {chosen_name} is set"
-            )
+            warnings.append(f"{source}: {name} (line {_lines(values)}) is ignored because {chosen_name} is set")
     return chosen, warnings
 
 

@@ -306,7 +306,5 @@ def sriov_scale_host(pfs: int = 4, vfs_per_pf: int = 128, name: str = "scale-1")
             sriov_totalvfs=256,
             netdevs=[SimNet(f"ens{i}f0", b.mac())],
         )
-        b.vfs(
-            pf, vfs_per_pf, "1889", PciAddress(0, bus, 1, 0), ["iavf", "vfio-pci"], netdev_prefix=f"ens{i}f0"
-        )
+        b.vfs(pf, vfs_per_pf, "1889", PciAddress(0, bus, 1, 0), ["iavf", "vfio-pci"], netdev_prefix=f"ens{i}f0")
     return b.host
