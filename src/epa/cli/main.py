@@ -7,7 +7,13 @@ import sys
 import click
 
 from epa import __version__
+from epa.cli.agent_cmd import agent
+from epa.cli.alias import alias
+from epa.cli.device import device
 from epa.cli.discover import discover
+from epa.cli.flavor import flavor
+from epa.cli.host import host
+from epa.cli.serve import serve
 from epa.errors import EpaError, InvalidInput
 
 EXIT_FAILURE = 1
@@ -21,6 +27,12 @@ def cli() -> None:
 
 
 cli.add_command(discover)
+cli.add_command(agent)
+cli.add_command(host)
+cli.add_command(device)
+cli.add_command(alias)
+cli.add_command(flavor)
+cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from epa.domain.device_spec import ClassifiedDevice
@@ -68,3 +69,17 @@ def parse_cpulist(text: str, where: str = "cpulist") -> tuple[int, ...]:
             raise InvalidInput(f"{where}: range {part!r} runs backwards")
         out.extend(range(first, last + 1))
     return tuple(out)
+
+
+def format_cpulist(cpus: Iterable[int]) -> str:
+    """The kernel's cpulist form of ``cpus``: ``0-3,8,10-11`` (empty for no CPUs)."""
+    parts: list[str] = []
+    run: list[int] = []
+    for cpu in sorted(set(cpus)):
+        if run and cpu != run[-1] + 1:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+            run = []
+        run.append(cpu)
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)

@@ -45,6 +45,13 @@ class SimHost:
     functions: list[SimFunction] = field(default_factory=list)
     # NUMA node id -> (cpulist, memory in KiB); empty for a host without NUMA information.
     numa_cells: dict[int, tuple[str, int]] = field(default_factory=dict)
+    # NUMA node id -> socket (physical package) id; a node not named here sits on the socket of its id.
+    node_sockets: dict[int, int] = field(default_factory=dict)
+    # The CPUs (a cpulist, all on socket 0) of a host without numa_cells; with cells, the CPUs are theirs.
+    online_cpus: str = "0-3"
+
+    def socket_of(self, node: int) -> int:
+        return self.node_sockets.get(node, node)
 
     def function(self, address: PciAddress | str) -> SimFunction:
         want = PciAddress.parse(address) if isinstance(address, str) else address

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from epa.domain.address import PciAddress
+from epa.domain.host import format_cpulist, parse_cpulist
 from epa.simulate.model import SimFunction, SimHost
 
 
@@ -84,4 +85,32 @@ def render_sysfs(host: SimHost, root: Path) -> Path:
         nd = root / "devices" / "system" / "node" / f"node{node}"
         _write(nd / "cpulist", cpulist)
         _write(nd / "meminfo", f"Node {node} MemTotal:       {mem_kib} kB")
+    _render_cpus(host, root)
     return root
+
+
+def _render_cpus(host: SimHost, root: Path) -> None:
+    """CPU topology as the kernel shows it: ``cpu/cpuN/topology/physical_package_id``, the
+    ``cpu/online`` list, and the ``node/nodeN/cpuM`` and ``cpu/cpuM/nodeN`` links between them."""
+    system = root / "devices" / "system"
+    # cpu -> (node or None, socket)
+    placement: dict[int, tuple[int | None, int]] = {}
+    if host.numa_cells:
+        for node, (cpulist, _) in host.numa_cells.items():
+            for cpu in parse_cpulist(cpulist, f"{host.name}: numa_cells[{node}]"):
+                placement[cpu] = (node, host.socket_of(node))
+    else:
+        for cpu in parse_cpulist(host.online_cpus, f"{host.name}: online_cpus"):
+            placement[cpu] = (None, 0)
+    for name in ("online", "possible", "present"):
+        _write(system / "cpu" / name, format_cpulist(placement))
+    for cpu, (cpu_node, socket) in sorted(placement.items()):
+        cpu_dir = system / "cpu" / f"cpu{cpu}"
+        _write(cpu_dir / "topology" / "physical_package_id", str(socket))
+        if cpu_node is not None:
+            node_dir = system / "node" / f"node{cpu_node}"
+            _link(node_dir / f"cpu{cpu}", cpu_dir)
+            _link(cpu_dir / f"node{cpu_node}", node_dir)
+    if host.numa_cells:
+        for name in ("online", "possible"):
+            _write(system / "node" / name, format_cpulist(host.numa_cells))

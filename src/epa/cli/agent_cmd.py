@@ -1,0 +1,167 @@
+"""``epa agent``: run this host's agent, which reports its PCI inventory and NUMA cells to the API."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from epa.agent import Agent, WarningLog, read_host_facts
+from epa.cli.client_settings import with_client
+from epa.client import ApiClient
+from epa.config import load_config, parse_device_spec_args
+from epa.discovery import ScanResult
+from epa.discovery.libvirt_nodedev import scan_libvirt
+from epa.discovery.pci_ids import load_pci_ids
+from epa.discovery.sysfs import scan_sysfs
+from epa.domain.device_spec import DeviceSpec
+from epa.domain.host import NumaCell
+from epa.errors import InvalidInput
+
+log = logging.getLogger("epa.agent")
+
+
+def _specs(config_path: Path | None, device_specs: tuple[str, ...]) -> tuple[DeviceSpec, ...]:
+    specs: list[DeviceSpec] = []
+    if config_path is not None:
+        config = load_config(config_path)
+        specs.extend(config.device_specs)
+        for warning in config.warnings:
+            log.warning("%s", warning)
+    specs.extend(parse_device_spec_args(device_specs, first_index=len(specs)))
+    return tuple(specs)
+
+
+def _facts(sysfs_root: Path, procfs_root: Path) -> Callable[[], tuple[NumaCell, ...]]:
+    warnings = WarningLog(log)
+
+    def read() -> tuple[NumaCell, ...]:
+        facts = read_host_facts(sysfs_root, procfs_root)
+        warnings.update(facts.warnings)
+        return facts.numa_cells
+
+    return read
+
+
+def _scanner(sysfs_root: Path, libvirt_uri: str | None) -> Callable[[], ScanResult]:
+    names = load_pci_ids()
+    if libvirt_uri is not None:
+        uri = libvirt_uri
+        return lambda: scan_libvirt(uri, names)
+    return lambda: scan_sysfs(sysfs_root, names)
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(verbose: bool) -> Iterator[None]:
+    """Log the agent's events to stderr, one line each, while the command runs."""
+    logger = logging.getLogger("epa")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    previous = logger.level
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous)
+
+
+@click.command()
+@click.option("--host-name", default=None, help="The host's name on the server (default: this hostname).")
+@click.option(
+    "--sysfs-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Read a /sys-shaped tree here (default: /sys).",
+)
+@click.option(
+    "--procfs-root",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("/proc"),
+    show_default=True,
+    help="Where meminfo is read for a host without NUMA nodes.",
+)
+@click.option("--libvirt", "libvirt_uri", metavar="URI", default=None, help="Read devices from libvirt.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An EPA TOML config or a nova.conf; its [pci] device_spec entries apply.",
+)
+@click.option("--device-spec", "device_specs", multiple=True, metavar="JSON|@FILE", help="Repeatable.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds between scans.",
+)
+@click.option(
+    "--heartbeat-every",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Report an unchanged inventory every N scans.",
+)
+@click.option("--once", is_flag=True, help="Scan and report once, then exit.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
+@with_client
+def agent(
+    api: ApiClient,
+    host_name: str | None,
+    sysfs_root: Path | None,
+    procfs_root: Path,
+    libvirt_uri: str | None,
+    config_path: Path | None,
+    device_specs: tuple[str, ...],
+    interval: float,
+    heartbeat_every: int,
+    once: bool,
+    verbose: bool,
+) -> None:
+    """Report this host's PCI devices and NUMA cells to the EPA server, and keep them current."""
+    if sysfs_root is not None and libvirt_uri is not None:
+        raise InvalidInput("--sysfs-root and --libvirt are alternatives; give one of them")
+    with _logging_to_stderr(verbose):
+        specs = _specs(config_path, device_specs)
+        root = sysfs_root or Path("/sys")
+        if libvirt_uri is not None:
+            log.warning("NUMA cells are read from %s, not from libvirt's capabilities", root)
+        the_agent = Agent(
+            api,
+            host_name or socket.gethostname(),
+            _scanner(root, libvirt_uri),
+            specs,
+            _facts(root, procfs_root),
+            interval,
+            heartbeat_every=heartbeat_every,
+        )
+        if once:
+            the_agent.run_once()
+        else:
+            _run_until_signalled(the_agent)
+
+
+def _run_until_signalled(the_agent: Agent) -> None:
+    """Run the loop until SIGTERM or SIGINT; the signal only sets the stop event, so the loop ends
+    between two requests and logs that it stopped."""
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()  # no logging here: a signal handler may interrupt a log call holding its lock
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        the_agent.run(stop)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
