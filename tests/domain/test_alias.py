@@ -21,7 +21,7 @@ def test_nova_alias_with_defaults() -> None:
     assert (a.vendor_id, a.product_id, a.device_type, a.numa_policy) == (
         "8086",
         "37c9",
-        DevType.PCI,
+        None,
         NumaPolicy.LEGACY,
     )
 

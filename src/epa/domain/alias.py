@@ -45,7 +45,8 @@ class AliasSpec:
     name: str
     vendor_id: str | None = None
     product_id: str | None = None
-    device_type: DevType = DevType.PCI
+    # None: any type, as in Nova when an alias names no device_type.
+    device_type: DevType | None = None
     numa_policy: NumaPolicy = NumaPolicy.LEGACY
     tags: tuple[tuple[str, str], ...] = ()
 
@@ -67,8 +68,8 @@ class AliasSpec:
                 raise InvalidAlias(f"{where}: property {key} ({value!r}) must be 4 hex digits")
             else:
                 ids[key] = value.lower()
-        dev_type = obj.get("device_type", DevType.PCI.value)
-        if dev_type not in {t.value for t in DevType}:
+        dev_type = obj.get("device_type")
+        if dev_type is not None and dev_type not in {t.value for t in DevType}:
             raise InvalidAlias(
                 f"{where}: property device_type ({dev_type!r}) must be one of {', '.join(t.value for t in DevType)}"
             )
@@ -91,17 +92,15 @@ class AliasSpec:
             name=name.strip(),
             vendor_id=ids["vendor_id"],
             product_id=ids["product_id"],
-            device_type=DevType(dev_type),
+            device_type=DevType(dev_type) if dev_type is not None else None,
             numa_policy=NumaPolicy(policy),
             tags=tuple(sorted(tags)),
         )
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {
-            "name": self.name,
-            "device_type": self.device_type.value,
-            "numa_policy": self.numa_policy.value,
-        }
+        out: dict[str, object] = {"name": self.name, "numa_policy": self.numa_policy.value}
+        if self.device_type is not None:
+            out["device_type"] = self.device_type.value
         if self.vendor_id:
             out["vendor_id"] = self.vendor_id
         if self.product_id:
@@ -122,8 +121,12 @@ class Alias:
         return self.specs[0].numa_policy
 
     @property
-    def device_type(self) -> DevType:
+    def device_type(self) -> DevType | None:
         return self.specs[0].device_type
+
+
+def _type_name(dev_type: DevType | None) -> str:
+    return dev_type.value if dev_type is not None else "any"
 
 
 def parse_aliases(entries: Sequence[object]) -> dict[str, Alias]:
@@ -143,7 +146,7 @@ def parse_aliases(entries: Sequence[object]) -> dict[str, Alias]:
             if group and group[0].device_type != spec.device_type:
                 raise InvalidAlias(
                     f"{where}: device type mismatch for alias {spec.name!r} "
-                    f"({spec.device_type.value} vs {group[0].device_type.value})"
+                    f"({_type_name(spec.device_type)} vs {_type_name(group[0].device_type)})"
                 )
             group.append(spec)
     return {name: Alias(name, tuple(specs)) for name, specs in grouped.items()}

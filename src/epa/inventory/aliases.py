@@ -32,7 +32,7 @@ def create_alias(db: Database, alias: Alias) -> Alias:
                 name=alias.name,
                 specs=[s.to_json() for s in alias.specs],
                 numa_policy=alias.numa_policy.value,
-                device_type=alias.device_type.value,
+                device_type=alias.device_type.value if alias.device_type else None,
             )
         )
     return alias

@@ -152,7 +152,7 @@ class AliasRow(Base):
     name: Mapped[str] = mapped_column(name_type(256), unique=True)
     specs: Mapped[list[dict[str, Any]]] = mapped_column(json_type())
     numa_policy: Mapped[str] = mapped_column(String(16))
-    device_type: Mapped[str] = mapped_column(String(8))
+    device_type: Mapped[str | None] = mapped_column(String(8))
 
 
 class FlavorRow(Base):

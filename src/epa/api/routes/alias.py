@@ -19,7 +19,7 @@ def alias_json(alias: Alias) -> dict[str, Any]:
     return {
         "name": alias.name,
         "numa_policy": alias.numa_policy.value,
-        "device_type": alias.device_type.value,
+        "device_type": alias.device_type.value if alias.device_type else None,
         "specs": [s.to_json() for s in alias.specs],
     }
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 class AliasOut(BaseModel):
     name: str
     numa_policy: str
-    device_type: str
+    device_type: str | None
     specs: list[dict[str, str]]
 
 

@@ -103,7 +103,7 @@ def upgrade() -> None:
         sa.Column("name", _name(256), nullable=False),
         sa.Column("specs", _json(), nullable=False),
         sa.Column("numa_policy", sa.String(16), nullable=False),
-        sa.Column("device_type", sa.String(8), nullable=False),
+        sa.Column("device_type", sa.String(8), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_aliases")),
         sa.UniqueConstraint("name", name=op.f("uq_aliases_name")),
     )
