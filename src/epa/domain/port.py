@@ -1,0 +1,126 @@
+"""Network ports: a server's attachment to a physical network through an SR-IOV device."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from epa.errors import InvalidInput
+
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+_PHYSNET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_TRUE = frozenset({"true", "yes", "on", "1", "t", "y"})
+_FALSE = frozenset({"false", "no", "off", "0", "f", "n"})
+
+
+class InvalidPort(InvalidInput):
+    code = "invalid_port"
+
+
+class VnicType(enum.StrEnum):
+    """Neutron's vnic types that need a PCI device: a VF, a whole PF, or a VF's netdev in macvtap mode."""
+
+    DIRECT = "direct"
+    DIRECT_PHYSICAL = "direct-physical"
+    MACVTAP = "macvtap"
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    """``physical_network`` is matched against the devices' ``physical_network`` tag; ``trusted`` asks for
+    a VF whose device_spec says ``trusted=true`` (and the VF is then set trusted); ``vlan`` and ``mac``
+    configure the VF when the server is provisioned."""
+
+    physical_network: str
+    vnic_type: VnicType = VnicType.DIRECT
+    trusted: bool = False
+    vlan: int | None = None
+    mac: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.vnic_type, VnicType):
+            if self.vnic_type not in {v.value for v in VnicType}:
+                raise InvalidPort(
+                    f"port: vnic_type ({self.vnic_type!r}) must be one of {', '.join(v.value for v in VnicType)}"
+                )
+            object.__setattr__(self, "vnic_type", VnicType(self.vnic_type))
+        if not _PHYSNET.fullmatch(self.physical_network):
+            raise InvalidPort(f"port: physnet ({self.physical_network!r}) must be 1-64 of [A-Za-z0-9._-]")
+        if self.vlan is not None and not 1 <= self.vlan <= 4094:
+            raise InvalidPort(f"port: vlan ({self.vlan!r}) must be in 1..4094")
+        if self.mac is not None and not _MAC.fullmatch(self.mac):
+            raise InvalidPort(f"port: mac ({self.mac!r}) must be six lower-case hex pairs, aa:bb:cc:dd:ee:ff")
+        if self.trusted and self.vnic_type is not VnicType.DIRECT:
+            raise InvalidPort(f"port: trusted applies to direct ports only, not {self.vnic_type.value}")
+
+    @classmethod
+    def parse(cls, text: str) -> Port:
+        """The CLI form: ``physnet=NET,vnic_type=direct|direct-physical|macvtap[,trusted=true][,vlan=N][,mac=M]``."""
+        fields: dict[str, str] = {}
+        for item in text.split(","):
+            key, eq, value = item.strip().partition("=")
+            if not eq or not key.strip():
+                raise InvalidPort(f"port {text!r}: item {item.strip()!r} is not KEY=VALUE")
+            if key.strip() in fields:
+                raise InvalidPort(f"port {text!r}: {key.strip()} is given twice")
+            fields[key.strip()] = value.strip()
+        return cls.from_json(fields, where=f"port {text!r}")
+
+    @classmethod
+    def from_json(cls, obj: object, where: str = "port") -> Port:
+        if not isinstance(obj, Mapping):
+            raise InvalidPort(f"{where}: expected an object, got {obj!r}")
+        known = {"physnet", "physical_network", "vnic_type", "trusted", "vlan", "mac"}
+        unknown = sorted(str(k) for k in obj if k not in known)
+        if unknown:
+            raise InvalidPort(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        physnet = obj.get("physnet", obj.get("physical_network"))
+        if not isinstance(physnet, str):
+            raise InvalidPort(f"{where}: physnet ({physnet!r}) is required and must be a string")
+        vnic = obj.get("vnic_type", VnicType.DIRECT.value)
+        if vnic not in {v.value for v in VnicType}:
+            raise InvalidPort(f"{where}: vnic_type ({vnic!r}) must be one of {', '.join(v.value for v in VnicType)}")
+        return cls(
+            physical_network=physnet,
+            vnic_type=VnicType(vnic),
+            trusted=_boolean(obj.get("trusted", False), where),
+            vlan=_vlan(obj.get("vlan"), where),
+            mac=_mac(obj.get("mac"), where),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "physnet": self.physical_network,
+            "vnic_type": self.vnic_type.value,
+            "trusted": self.trusted,
+            "vlan": self.vlan,
+            "mac": self.mac,
+        }
+
+
+def _boolean(value: object, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        return value.lower() in _TRUE
+    raise InvalidPort(f"{where}: trusted ({value!r}) must be true or false")
+
+
+def _vlan(value: object, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidPort(f"{where}: vlan ({value!r}) must be an integer in 1..4094")
+    return value
+
+
+def _mac(value: object, where: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidPort(f"{where}: mac ({value!r}) must be a string")
+    return value.lower()

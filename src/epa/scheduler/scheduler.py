@@ -1,0 +1,121 @@
+"""The scheduler: hosts in memory (rebuilt from the database, updated as claims and reports come in),
+a request in, ranked placements out - or, for explain, every host's verdict in words."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from epa.scheduler.fit import Placement, Rejection, fit
+from epa.scheduler.host_state import HostState
+from epa.scheduler.index import HostIndex
+from epa.scheduler.request import ServerRequest
+from epa.scheduler.weigh import WeighConfig, host_score, placement_score
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    weigh: WeighConfig = field(default_factory=WeighConfig)
+    # A host whose agent has not reported for this long is not given new servers.
+    alive_seconds: float = 300.0
+    # How many ranked placements ``select`` returns: the choice and the alternates a claim falls back on.
+    alternates: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    placement: Placement
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    ranked: tuple[Ranked, ...]
+    evaluated: int
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    ranked: tuple[Ranked, ...]
+    rejections: tuple[Rejection, ...]
+
+    def summary(self) -> str:
+        """One line: how many hosts were rejected for which reason (most common first)."""
+        if not self.rejections:
+            return "no hosts" if not self.ranked else f"{len(self.ranked)} hosts fit"
+        counts = Counter(r.reason for r in self.rejections)
+        parts = [f"{n} host{'s' if n > 1 else ''}: {reason}" for reason, n in counts.most_common(5)]
+        more = len(counts) - 5
+        return "; ".join(parts) + (f"; and {more} other reasons" if more > 0 else "")
+
+
+class Scheduler:
+    def __init__(self, config: SchedulerConfig | None = None) -> None:
+        self.config = config or SchedulerConfig()
+        self.hosts: dict[str, HostState] = {}
+        self.index = HostIndex()
+
+    def load(self, states: Iterable[HostState]) -> None:
+        for state in states:
+            self.update(state)
+
+    def update(self, state: HostState) -> None:
+        self.hosts[state.name] = state
+        self.index.upsert(state)
+
+    def remove(self, name: str) -> None:
+        self.hosts.pop(name, None)
+        self.index.remove(name)
+
+    def account(self, placement: Placement) -> None:
+        """Take a claimed placement out of the in-memory view."""
+        host = self.hosts.get(placement.host)
+        if host is not None:
+            host.take(placement.all_devices, placement.cpus_by_node, placement.memory_by_node)
+            self.index.upsert(host)
+
+    def select(self, request: ServerRequest, now: float, limit: int | None = None) -> Selection:
+        """The best ``limit`` placements (default: the configured alternates), best first.
+
+        Hosts are tried in index order (best ``host_score`` first); the scan stops once ``limit``
+        placements are found and no later host can outrank them (placement scores never exceed
+        host scores), so the result equals a full evaluation."""
+        want = limit or self.config.alternates
+        names, scores = self.index.ranked(request, now, self.config.alive_seconds, self.config.weigh)
+        found: list[Ranked] = []
+        evaluated = 0
+        for name, base in zip(names, scores.tolist(), strict=True):
+            if len(found) >= want and base < found[-1].score:
+                break
+            evaluated += 1
+            result = fit(
+                self.hosts[name],
+                request,
+                now=now,
+                alive_seconds=self.config.alive_seconds,
+                spread=self.config.weigh.spread,
+            )
+            if isinstance(result, Placement):
+                found.append(Ranked(result, placement_score(base, result, request, self.config.weigh)))
+                found.sort(key=lambda r: (-r.score, r.placement.host))
+                del found[want:]
+        return Selection(tuple(found), evaluated)
+
+    def explain(self, request: ServerRequest, now: float) -> Explanation:
+        """Every host's verdict: ranked placements, and a reason for each rejected host."""
+        top = self.index.max_assignable()
+        ranked: list[Ranked] = []
+        rejected: list[Rejection] = []
+        for name in sorted(self.hosts):
+            host = self.hosts[name]
+            result = fit(
+                host, request, now=now, alive_seconds=self.config.alive_seconds, spread=self.config.weigh.spread
+            )
+            if isinstance(result, Rejection):
+                rejected.append(result)
+                continue
+            base = host_score(host, request, self.config.weigh, top)
+            ranked.append(Ranked(result, placement_score(base, result, request, self.config.weigh)))
+        ranked.sort(key=lambda r: (-r.score, r.placement.host))
+        return Explanation(tuple(ranked), tuple(rejected))

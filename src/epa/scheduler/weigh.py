@@ -1,0 +1,47 @@
+"""Weighers: rank the hosts a request fits on. Higher is better; ties go to the host name.
+
+- CPU and RAM: ``spread`` prefers the host with the most free left, ``pack`` the least.
+- PCI: a server that asks for no devices prefers hosts with fewer assignable devices, so hosts with
+  devices stay free for servers that need them.
+- Affinity: a placement whose ``preferred``/``socket`` devices sit off the guest's NUMA nodes ranks below
+  one where they are local.
+
+``host_score`` depends only on the host and the request (not on which cells or devices fit was chosen),
+so the index can compute it for every host at once; ``placement_score`` subtracts the affinity term."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from epa.scheduler.fit import Placement
+from epa.scheduler.host_state import HostState
+from epa.scheduler.request import ServerRequest
+
+
+@dataclass(frozen=True, slots=True)
+class WeighConfig:
+    spread: bool = True
+    ram_multiplier: float = 1.0
+    cpu_multiplier: float = 1.0
+    pci_multiplier: float = 1.0
+    affinity_multiplier: float = 10.0
+
+
+def host_score(host: HostState, request: ServerRequest, config: WeighConfig, max_assignable: int) -> float:
+    total_mem = host.total_memory_mb
+    total_cpus = sum(c.cpus for c in host.cells.values())
+    mem = (host.free_memory_mb - request.memory_mb) / total_mem if total_mem > 0 else 0.0
+    cpu = (host.free_cpus - request.vcpus) / total_cpus if total_cpus > 0 else 0.0
+    score = config.ram_multiplier * mem + config.cpu_multiplier * cpu
+    if not config.spread:
+        score = -score
+    if not request.wants_devices and max_assignable > 0:
+        score -= config.pci_multiplier * host.assignable / max_assignable
+    return score
+
+
+def placement_score(base: float, placement: Placement, request: ServerRequest, config: WeighConfig) -> float:
+    wanted = sum(r.count for r in request.devices)
+    if not wanted:
+        return base
+    return base - config.affinity_multiplier * placement.affinity_misses / wanted

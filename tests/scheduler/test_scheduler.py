@@ -1,0 +1,144 @@
+"""Ranking hosts: weighers, deterministic ties, the fast path equal to a full evaluation, explain."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from epa.domain.address import PciAddress
+from epa.domain.alias import NumaPolicy
+from epa.domain.device import DevType
+from epa.scheduler.host_state import Cell, HostState, Slot
+from epa.scheduler.request import DeviceRequest, Matcher, ServerRequest
+from epa.scheduler.scheduler import Scheduler, SchedulerConfig
+from epa.scheduler.weigh import WeighConfig
+from epa.simulate.hosts import gpu_host, nfv_host, no_numa_host
+from support.sched import NOW, host_state
+
+QAT = Matcher(vendor_id="8086", product_id="37c9")
+SPECS = ['{"vendor_id": "8086", "product_id": "37c9"}', '{"vendor_id": "10de"}']
+
+
+def req(
+    vcpus: int = 2, memory_mb: int = 2048, qat: int = 0, policy: NumaPolicy = NumaPolicy.LEGACY, numa_nodes: int = 1
+) -> ServerRequest:
+    devices = (DeviceRequest("alias qat", qat, (QAT,), policy),) if qat else ()
+    return ServerRequest(vcpus, memory_mb, numa_nodes, devices)
+
+
+def plain_host(name: str, free_mem: int, cells: int = 2, assignable: int = 0) -> HostState:
+    return HostState.build(
+        name, True, NOW, [Cell(n, 16, 32768, n, 0, 32768 - free_mem // cells) for n in range(cells)], [], {}, assignable
+    )
+
+
+def test_spread_prefers_free_memory_pack_prefers_full_hosts() -> None:
+    hosts = [plain_host("a", 10000), plain_host("b", 60000), plain_host("c", 30000)]
+    spread = Scheduler()
+    spread.load(hosts)
+    assert [r.placement.host for r in spread.select(req(), NOW).ranked] == ["b", "c", "a"]
+    pack = Scheduler(SchedulerConfig(weigh=WeighConfig(spread=False)))
+    pack.load([plain_host("a", 10000), plain_host("b", 60000), plain_host("c", 30000)])
+    assert [r.placement.host for r in pack.select(req(), NOW).ranked] == ["a", "c", "b"]
+
+
+def test_ties_break_by_host_name() -> None:
+    s = Scheduler()
+    s.load([plain_host(n, 20000) for n in ("h3", "h1", "h2")])
+    assert [r.placement.host for r in s.select(req(), NOW).ranked] == ["h1", "h2", "h3"]
+
+
+def test_servers_without_devices_keep_off_device_hosts(tmp_path: Path) -> None:
+    s = Scheduler()
+    nfv = host_state(nfv_host(), tmp_path, SPECS, cells={0: (16, 32768, 0), 1: (16, 32768, 1)})
+    s.load([nfv, plain_host("plain", 65536)])
+    assert s.select(req(), NOW).ranked[0].placement.host == "plain"
+    assert s.select(req(qat=1), NOW).ranked[0].placement.host == "nfv-1"
+
+
+def test_no_valid_host_is_explained_per_host(tmp_path: Path) -> None:
+    s = Scheduler()
+    s.load(
+        [
+            host_state(nfv_host(), tmp_path, SPECS),
+            host_state(no_numa_host(), tmp_path, SPECS),
+            host_state(gpu_host(), tmp_path, SPECS),
+        ]
+    )
+    r = req(qat=40, policy=NumaPolicy.REQUIRED)
+    assert s.select(r, NOW).ranked == ()
+    why = s.explain(r, NOW)
+    assert why.ranked == ()
+    reasons = {x.host: x.reason for x in why.rejections}
+    assert reasons["edge-1"] == "0 free 8086:37c9 device, 40 requested (alias qat)"
+    assert reasons["gpu-1"] == "0 free 8086:37c9 device, 40 requested (alias qat)"
+    assert reasons["nfv-1"] == (
+        "NUMA node 0 has 32 free 8086:37c9 device, 40 requested (policy required); "
+        "NUMA node 1 has 16 free 8086:37c9 device, 40 requested (policy required)"
+    )
+    assert why.summary().startswith("2 hosts: 0 free 8086:37c9 device, 40 requested (alias qat); 1 host: ")
+
+
+def test_account_takes_the_devices_out_of_the_view(tmp_path: Path) -> None:
+    s = Scheduler()
+    s.load([host_state(nfv_host(), tmp_path, SPECS)])
+    first = s.select(req(qat=16, policy=NumaPolicy.REQUIRED), NOW).ranked[0].placement
+    s.account(first)
+    second = s.select(req(qat=16, policy=NumaPolicy.REQUIRED), NOW).ranked[0].placement
+    assert not set(first.all_devices) & set(second.all_devices)
+    s.account(second)
+    third = s.select(req(qat=16, policy=NumaPolicy.REQUIRED), NOW).ranked[0].placement
+    s.account(third)
+    assert s.select(req(qat=1, policy=NumaPolicy.REQUIRED), NOW).ranked == ()
+    assert s.hosts["nfv-1"].free_cpus == 80 - 6
+
+
+def random_host(rnd: random.Random, i: int) -> HostState:
+    cells = [
+        Cell(n, 16, 16384, n // 2, rnd.randint(0, 16), rnd.randint(0, 16384)) for n in range(rnd.choice([1, 2, 4]))
+    ]
+    slots = []
+    for p in range(rnd.randint(0, 3)):
+        numa = rnd.choice([None, *range(len(cells))])
+        pf = PciAddress(0, 0x10 + p, 0, 0)
+        if rnd.random() < 0.3:
+            slots.append(Slot(pf, "8086", "37c8", DevType.PF, numa, None))
+        for v in range(rnd.randint(0, 6)):
+            slots.append(Slot(PciAddress(0, 0x10 + p, 1, v), "8086", "37c9", DevType.VF, numa, pf))
+    return HostState.build(
+        f"h{i:03d}",
+        rnd.random() > 0.1,
+        NOW - rnd.choice([0, 0, 0, 1000]),
+        cells,
+        slots,
+        {},
+        len(slots) + rnd.randint(0, 3),
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 10**6), st.integers(0, 6), st.sampled_from(list(NumaPolicy)), st.integers(1, 2), st.booleans())
+def test_fast_selection_equals_full_evaluation(
+    seed: int, qat: int, policy: NumaPolicy, nodes: int, spread: bool
+) -> None:
+    rnd = random.Random(seed)
+    s = Scheduler(SchedulerConfig(weigh=WeighConfig(spread=spread), alternates=3))
+    s.load([random_host(rnd, i) for i in range(40)])
+    r = req(vcpus=rnd.randint(1, 12), memory_mb=rnd.randint(1, 9000), qat=qat, policy=policy, numa_nodes=nodes)
+    fast = s.select(r, NOW)
+    full = s.explain(r, NOW)
+    assert [x.placement.host for x in fast.ranked] == [x.placement.host for x in full.ranked[:3]]
+    for a, b in zip(fast.ranked, full.ranked, strict=False):
+        assert a.placement == b.placement
+        assert a.score == pytest.approx(b.score)
+    assert len(full.ranked) + len(full.rejections) == 40
+    for ranked in full.ranked:  # every placement honours the PF/VF rule and the counts
+        host = s.hosts[ranked.placement.host]
+        granted = ranked.placement.all_devices
+        assert len(granted) == len(set(granted)) == qat
+        parents = {host.free[a].parent_addr for a in granted}
+        assert not any(a in parents for a in granted)
