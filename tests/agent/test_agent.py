@@ -83,7 +83,7 @@ def make_agent(server: ScriptedServer, root: Path, **kw: object) -> Agent:
         specs,
         lambda: read_host_facts(root, root).numa_cells,
         interval=5.0,
-        rng=random.Random(7),  # noqa: S311 - seeded jitter
+        rng=random.Random(7),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -157,7 +157,7 @@ def test_endless_conflicts_give_up_after_the_retries(nfv_sysfs: Path) -> None:
 
 
 def test_backoff_is_capped_exponential_with_jitter() -> None:
-    backoff = Backoff(base=1.0, cap=30.0, rng=random.Random(1))  # noqa: S311 - seeded jitter
+    backoff = Backoff(base=1.0, cap=30.0, rng=random.Random(1))
     for attempt in range(12):
         ceiling = min(30.0, 2.0**attempt)
         delays = [backoff.delay(attempt) for _ in range(50)]
@@ -175,7 +175,7 @@ def test_run_backs_off_while_unreachable_then_returns_to_the_interval(
     stop = ScriptedStop(waits=6)
     with caplog.at_level(logging.INFO, logger="epa.agent"):
         agent.run(stop)
-    expected = Backoff(2.0, 6.0, random.Random(7))  # noqa: S311 - the agent's seed
+    expected = Backoff(2.0, 6.0, random.Random(7))
     assert stop.timeouts[:4] == [expected.delay(n) for n in range(4)]
     assert stop.timeouts[0] is not None and 1.0 <= stop.timeouts[0] <= 2.0
     assert all(t is not None and t <= 6.0 for t in stop.timeouts[:4])
