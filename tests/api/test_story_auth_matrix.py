@@ -34,6 +34,11 @@ ROUTES: list[tuple[str, str, str, object, bool]] = [
     ("GET", "/v1/flavors", "/v1/flavors", None, False),
     ("GET", "/v1/flavors/{name}", "/v1/flavors/f", None, False),
     ("DELETE", "/v1/flavors/{name}", "/v1/flavors/f", None, False),
+    ("POST", "/v1/servers", "/v1/servers", {"name": "s", "flavor": "f"}, False),
+    ("GET", "/v1/servers", "/v1/servers", None, False),
+    ("GET", "/v1/servers/{server_id}", "/v1/servers/0", None, False),
+    ("DELETE", "/v1/servers/{server_id}", "/v1/servers/0", None, False),
+    ("POST", "/v1/scheduler/explain", "/v1/scheduler/explain", {"flavor": "f"}, False),
 ]
 
 

@@ -6,11 +6,12 @@ from fastapi import FastAPI
 
 from epa import __version__
 from epa.api import errors
-from epa.api.routes import alias, device, flavor, host, inventory
+from epa.api.routes import alias, device, flavor, host, inventory, server
 from epa.inventory import Database
+from epa.service.scheduling import SchedulingService, ServiceConfig
 
 
-def create_app(db: Database) -> FastAPI:
+def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
     app = FastAPI(
         title="EPA",
         version=__version__,
@@ -20,12 +21,13 @@ def create_app(db: Database) -> FastAPI:
         redoc_url=None,
     )
     app.state.db = db
+    app.state.scheduling = SchedulingService(db, config)
     errors.install(app)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (host, inventory, device, alias, flavor):
+    for module in (host, inventory, device, alias, flavor, server):
         app.include_router(module.router)
     return app

@@ -14,6 +14,7 @@ from epa.cli.discover import discover
 from epa.cli.flavor import flavor
 from epa.cli.host import host
 from epa.cli.serve import serve
+from epa.cli.server import server
 from epa.errors import EpaError, InvalidInput
 
 EXIT_FAILURE = 1
@@ -33,6 +34,7 @@ cli.add_command(device)
 cli.add_command(alias)
 cli.add_command(flavor)
 cli.add_command(serve)
+cli.add_command(server)
 
 
 def main(argv: list[str] | None = None) -> int:

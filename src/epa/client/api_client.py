@@ -269,3 +269,22 @@ class ApiClient:
 
     def delete_flavor(self, name: str) -> None:
         self._request("DELETE", f"/v1/flavors/{_segment(name)}")
+
+    # -- servers and the scheduler ---------------------------------------------------------------
+
+    def create_server(self, name: str, flavor: str, ports: Sequence[Mapping[str, Any]] = ()) -> JsonObject:
+        return self._object("POST", "/v1/servers", {"name": name, "flavor": flavor, "ports": [dict(p) for p in ports]})
+
+    def list_servers(self, host: str | None = None, status: str | None = None) -> list[JsonObject]:
+        query = "&".join(f"{k}={_segment(v)}" for k, v in (("host", host), ("status", status)) if v)
+        return self._list("/v1/servers" + (f"?{query}" if query else ""), "servers")
+
+    def get_server(self, server_id: str) -> JsonObject:
+        return self._object("GET", f"/v1/servers/{_segment(server_id)}")
+
+    def delete_server(self, server_id: str) -> None:
+        self._request("DELETE", f"/v1/servers/{_segment(server_id)}")
+
+    def explain(self, flavor: str, ports: Sequence[Mapping[str, Any]] = (), limit: int = 20) -> JsonObject:
+        body = {"flavor": flavor, "ports": [dict(p) for p in ports], "limit": limit}
+        return self._object("POST", "/v1/scheduler/explain", body)

@@ -16,7 +16,7 @@ from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, NotFound
 from epa.inventory.db import Database
 from epa.inventory.records import HostRecord
-from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, utcnow
+from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, ServerRow, utcnow
 from epa.inventory.tokens import new_agent_token
 
 _IN_USE = (DeviceStatus.CLAIMED.value, DeviceStatus.ALLOCATED.value)
@@ -125,4 +125,16 @@ def delete_host(db: Database, name: str) -> None:
             raise Conflict(
                 f"host {name!r} cannot be deleted while devices are claimed or allocated (e.g. {', '.join(busy)})"
             )
+        live = list(
+            session.execute(
+                select(ServerRow.id)
+                .where(ServerRow.host_id == hid, ServerRow.status != "deleted")
+                .order_by(ServerRow.id)
+                .limit(3)
+            ).scalars()
+        )
+        if live:
+            raise Conflict(f"host {name!r} cannot be deleted while servers are on it (e.g. {', '.join(live)})")
+        # Deleted servers keep their host for history; that history goes with the host.
+        session.execute(delete(ServerRow).where(ServerRow.host_id == hid))
         session.execute(delete(HostRow).where(HostRow.id == hid))

@@ -4,10 +4,11 @@ No SQLAlchemy type leaves the inventory layer; these are what the API and the sc
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from epa.domain.device import PciDevice
 from epa.domain.host import NumaCell
@@ -106,3 +107,56 @@ class Principal:
     def may_act_for(self, host: str) -> bool:
         """True for the admin and for ``host``'s own agent."""
         return self.is_admin or self.host == host
+
+
+class ServerStatus(enum.StrEnum):
+    """A server's life: ``scheduled`` (host and devices claimed) -> ``building`` -> ``active`` <->
+    ``stopped``; ``deleting`` -> ``deleted`` (devices released); ``error`` from anywhere."""
+
+    SCHEDULED = "scheduled"
+    BUILDING = "building"
+    ACTIVE = "active"
+    STOPPED = "stopped"
+    DELETING = "deleting"
+    DELETED = "deleted"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    """A server with its placement: ``host_nodes[i]`` is the host NUMA node of guest node i,
+    ``devices`` are (address, request index, request label), ``cells`` (host node, cpus, memory_mb)."""
+
+    id: str
+    name: str
+    status: ServerStatus
+    status_reason: str | None
+    host: str | None
+    host_nodes: tuple[int, ...]
+    flavor: Mapping[str, Any]
+    ports: tuple[Mapping[str, Any], ...]
+    devices: tuple[tuple[str, int, str], ...]
+    cells: tuple[tuple[int, int, int], ...]
+    domain_uuid: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status.value,
+            "status_reason": self.status_reason,
+            "host": self.host,
+            "host_nodes": list(self.host_nodes),
+            "flavor": dict(self.flavor),
+            "ports": [dict(p) for p in self.ports],
+            "devices": [
+                {"address": address, "request_index": index, "request_label": label}
+                for address, index, label in self.devices
+            ],
+            "cells": [{"node": node, "cpus": cpus, "memory_mb": memory} for node, cpus, memory in self.cells],
+            "domain_uuid": self.domain_uuid,
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+        }

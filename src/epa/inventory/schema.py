@@ -22,12 +22,14 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
 from epa.domain.status import DeviceStatus
+from epa.inventory.records import ServerStatus
 
 # Stable constraint names, so that later migrations (and SQLite batch mode) can refer to them.
 NAMING = {
@@ -39,6 +41,7 @@ NAMING = {
 }
 
 STATUS_CHECK = "status IN (" + ", ".join(f"'{s.value}'" for s in DeviceStatus) + ")"
+SERVER_STATUS_CHECK = "status IN (" + ", ".join(f"'{s.value}'" for s in ServerStatus) + ")"
 KIND_CHECK = "(kind = 'admin' AND host_id IS NULL) OR (kind = 'agent' AND host_id IS NOT NULL)"
 
 
@@ -90,6 +93,9 @@ class HostRow(Base):
     generation: Mapped[int] = mapped_column(Integer, default=0)
     last_report_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Bumped by every claim and release (reports bump ``generation``): API processes compare both to
+    # tell that their in-memory view of the host is stale.
+    claim_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class NumaCellRow(Base):
@@ -189,4 +195,55 @@ class TokenRow(Base):
     kind: Mapped[str] = mapped_column(String(8))
     host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ServerRow(Base):
+    """A VM. ``flavor`` is a snapshot of the flavor at creation, ``ports`` the ports' JSON;
+    ``host_nodes[i]`` is the host NUMA node of guest node i. Kept after deletion (status ``deleted``)."""
+
+    __tablename__ = "servers"
+    __table_args__ = (
+        CheckConstraint(SERVER_STATUS_CHECK, name="status"),
+        Index(None, "host_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(63))
+    flavor: Mapped[dict[str, Any]] = mapped_column(json_type())
+    ports: Mapped[list[dict[str, Any]]] = mapped_column(json_type())
+    status: Mapped[str] = mapped_column(String(16))
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
+    host_nodes: Mapped[list[int]] = mapped_column(json_type())
+    domain_uuid: Mapped[str | None] = mapped_column(String(36))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ServerCellRow(Base):
+    """The CPUs and memory a server holds on one host NUMA node (deleted on release)."""
+
+    __tablename__ = "server_cells"
+    __table_args__ = (Index(None, "host_id", "node"),)
+
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+    node: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
+    cpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+
+
+class ClaimRow(Base):
+    """One device held by one server. The unique ``device_id`` is the backstop: whatever the code
+    does, the database refuses a device in two claims."""
+
+    __tablename__ = "claims"
+    __table_args__ = (Index(None, "server_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"))
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"), unique=True)
+    request_index: Mapped[int] = mapped_column(Integer)
+    request_label: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

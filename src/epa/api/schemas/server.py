@@ -1,0 +1,71 @@
+"""Bodies of the server and scheduler routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from epa.api.schemas.host import HOST_NAME
+
+
+class PortBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    physnet: str = Field(min_length=1, max_length=64)
+    vnic_type: str = "direct"
+    trusted: bool = False
+    vlan: int | None = None
+    mac: str | None = None
+
+
+class ServerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=HOST_NAME)
+    flavor: str = Field(min_length=1, max_length=63)
+    ports: list[PortBody] = Field(default_factory=list, max_length=32)
+
+
+class ExplainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flavor: str = Field(min_length=1, max_length=63)
+    ports: list[PortBody] = Field(default_factory=list, max_length=32)
+    limit: int = Field(default=20, ge=1, le=1000, description="Ranked candidates to return.")
+
+
+class ServerOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    status_reason: str | None
+    host: str | None
+    host_nodes: list[int]
+    flavor: dict[str, Any]
+    ports: list[dict[str, Any]]
+    devices: list[dict[str, Any]]
+    cells: list[dict[str, Any]]
+    domain_uuid: str | None
+    created_at: str
+    updated_at: str
+
+
+class ServerList(BaseModel):
+    servers: list[ServerOut]
+
+
+class Candidate(BaseModel):
+    host: str
+    score: float
+    host_nodes: list[int]
+    devices: list[dict[str, Any]]
+
+
+class Rejected(BaseModel):
+    host: str
+    reason: str
+
+
+class ExplainOut(BaseModel):
+    request: dict[str, Any]
+    candidates: list[Candidate]
+    rejected: list[Rejected]
+    summary: str

@@ -1,0 +1,213 @@
+"""Servers: record one that no host could take, read one, list them, the ones on a host for its
+agent, and move a server through its life (scheduled -> building -> active <-> stopped).
+
+``NewServer`` is what a server is made from; ``claims.claim`` records one on a host and
+``claims.release`` gives back what it holds. Reading servers costs three queries however many
+there are: the servers with their host names, their claimed devices, and the CPU and memory they
+hold per host NUMA node."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.orm import Session
+
+from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
+from epa.domain.port import Port
+from epa.errors import Conflict, InvalidInput, NotFound
+from epa.inventory.db import Database
+from epa.inventory.hosts import host_id
+from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.schema import ClaimRow, DeviceRow, HostRow, ServerCellRow, ServerRow, utcnow
+
+_V = ServerStatus
+
+
+class InvalidServerTransition(Conflict):
+    code = "invalid_server_transition"
+
+
+# Besides these: any status but deleted may go to error or deleting; only a release makes a server deleted.
+_NEXT: Mapping[ServerStatus, frozenset[ServerStatus]] = {
+    _V.SCHEDULED: frozenset({_V.BUILDING}),
+    _V.BUILDING: frozenset({_V.ACTIVE}),
+    _V.ACTIVE: frozenset({_V.STOPPED}),
+    _V.STOPPED: frozenset({_V.ACTIVE}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewServer:
+    """What a server is made from. The name is checked when the server is recorded."""
+
+    name: str
+    flavor: Flavor
+    ports: tuple[Port, ...] = ()
+
+    def flavor_json(self) -> dict[str, object]:
+        f = self.flavor
+        return {
+            "name": f.name,
+            "vcpus": f.vcpus,
+            "memory_mb": f.memory_mb,
+            "numa_nodes": f.numa_nodes,
+            PCI_ALIAS_KEY: f.pci_alias,
+            "numa_policy": f.numa_policy.value if f.numa_policy is not None else None,
+        }
+
+
+def parse_status(status: ServerStatus | str) -> ServerStatus:
+    try:
+        return ServerStatus(status)
+    except ValueError as e:
+        raise InvalidInput(
+            f"server status ({status!r}) must be one of {', '.join(s.value for s in ServerStatus)}"
+        ) from e
+
+
+def to_record(
+    row: ServerRow,
+    host: str | None,
+    devices: Sequence[tuple[str, int, str]] = (),
+    cells: Sequence[tuple[int, int, int]] = (),
+) -> ServerRecord:
+    return ServerRecord(
+        id=row.id,
+        name=row.name,
+        status=ServerStatus(row.status),
+        status_reason=row.status_reason,
+        host=host,
+        host_nodes=tuple(row.host_nodes),
+        flavor=dict(row.flavor),
+        ports=tuple(dict(p) for p in row.ports),
+        devices=tuple(devices),
+        cells=tuple(cells),
+        domain_uuid=row.domain_uuid,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def load_servers(session: Session, where: Sequence[ColumnElement[bool]]) -> list[ServerRecord]:
+    """The servers matching ``where`` (on servers and their outer-joined hosts), oldest first."""
+    matching = select(ServerRow.id).outerjoin(HostRow, HostRow.id == ServerRow.host_id).where(*where)
+    rows = session.execute(
+        select(ServerRow, HostRow.name)
+        .outerjoin(HostRow, HostRow.id == ServerRow.host_id)
+        .where(*where)
+        .order_by(ServerRow.created_at, ServerRow.id)
+    ).all()
+    if not rows:
+        return []
+    devices: dict[str, list[tuple[str, int, str]]] = {}
+    for server_id, address, index, label in session.execute(
+        select(ClaimRow.server_id, DeviceRow.address, ClaimRow.request_index, ClaimRow.request_label)
+        .join(DeviceRow, DeviceRow.id == ClaimRow.device_id)
+        .where(ClaimRow.server_id.in_(matching.scalar_subquery()))
+        .order_by(ClaimRow.server_id, ClaimRow.request_index, DeviceRow.address)
+    ):
+        devices.setdefault(server_id, []).append((address, index, label))
+    cells: dict[str, list[tuple[int, int, int]]] = {}
+    for server_id, node, cpus, memory in session.execute(
+        select(ServerCellRow.server_id, ServerCellRow.node, ServerCellRow.cpus, ServerCellRow.memory_mb)
+        .where(ServerCellRow.server_id.in_(matching.scalar_subquery()))
+        .order_by(ServerCellRow.server_id, ServerCellRow.node)
+    ):
+        cells.setdefault(server_id, []).append((node, cpus, memory))
+    return [to_record(row, host, devices.get(row.id, ()), cells.get(row.id, ())) for row, host in rows]
+
+
+def get_server(db: Database, server_id: str) -> ServerRecord:
+    with db.transaction(readonly=True) as session:
+        found = load_servers(session, [ServerRow.id == server_id])
+    if not found:
+        raise NotFound(f"server {server_id!r} does not exist")
+    return found[0]
+
+
+def list_servers(
+    db: Database,
+    host: str | None = None,
+    status: ServerStatus | str | None = None,
+    include_deleted: bool = False,
+) -> list[ServerRecord]:
+    """Servers, oldest first. Deleted ones only with ``include_deleted`` or ``status="deleted"``; an
+    unknown host gives an empty list, like any filter that matches nothing."""
+    where: list[ColumnElement[bool]] = []
+    if host is not None:
+        where.append(HostRow.name == host)
+    if status is not None:
+        where.append(ServerRow.status == parse_status(status).value)
+    elif not include_deleted:
+        where.append(ServerRow.status != ServerStatus.DELETED.value)
+    with db.transaction(readonly=True) as session:
+        return load_servers(session, where)
+
+
+def servers_on_host(db: Database, host: str) -> list[ServerRecord]:
+    """The servers placed on ``host`` that are not deleted: what its agent must make real."""
+    with db.transaction(readonly=True) as session:
+        hid = host_id(session, host)
+        return load_servers(session, [ServerRow.host_id == hid, ServerRow.status != ServerStatus.DELETED.value])
+
+
+def record_unscheduled(db: Database, server: NewServer, reason: str) -> ServerRecord:
+    """Record a server no host could take: status ``error`` with ``reason``, no host, nothing held."""
+    check_name(server.name, "server")
+    now = utcnow()
+    row = ServerRow(
+        id=str(uuid.uuid4()),
+        name=server.name,
+        flavor=server.flavor_json(),
+        ports=[p.to_json() for p in server.ports],
+        status=_V.ERROR.value,
+        status_reason=reason,
+        host_id=None,
+        host_nodes=[],
+        domain_uuid=None,
+        created_at=now,
+        updated_at=now,
+    )
+    with db.transaction() as session:
+        session.add(row)
+    return to_record(row, None)
+
+
+def set_server_status(
+    db: Database,
+    server_id: str,
+    status: ServerStatus | str,
+    reason: str | None = None,
+    domain_uuid: str | None = None,
+) -> ServerRecord:
+    """Move a server along scheduled -> building -> active <-> stopped, or to error or deleting from
+    any status but deleted (which only ``claims.release`` reaches). ``reason`` replaces the status
+    reason; ``domain_uuid``, when given, records the libvirt domain's UUID."""
+    new = parse_status(status)
+    with db.transaction() as session:
+        row = server_row(session, server_id)
+        old = _V(row.status)
+        allowed = old is not _V.DELETED and (new in _NEXT.get(old, frozenset()) or new in (old, _V.ERROR, _V.DELETING))
+        if not allowed or new is _V.DELETED:
+            hint = " (releasing the server does that)" if new is _V.DELETED and old is not _V.DELETED else ""
+            raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
+        row.status = new.value
+        row.status_reason = reason
+        if domain_uuid is not None:
+            row.domain_uuid = domain_uuid
+        row.updated_at = utcnow()
+        session.flush()
+        return load_servers(session, [ServerRow.id == server_id])[0]
+
+
+def server_row(session: Session, server_id: str) -> ServerRow:
+    """The server's row, locked until the transaction ends (NotFound if there is none)."""
+    row = session.execute(
+        select(ServerRow).where(ServerRow.id == server_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"server {server_id!r} does not exist")
+    return row

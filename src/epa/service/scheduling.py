@@ -1,0 +1,189 @@
+"""Scheduling servers: the in-memory scheduler kept in step with the database, and claims that fall
+back on the next candidate when another process got there first.
+
+The database is the truth. Each API process keeps a ``Scheduler`` built from host snapshots and
+refreshes the hosts whose (report generation, claim generation) changed - at most once per
+``refresh_seconds``, and at once for a host whose claim conflicted. A stale view can only cost a
+retry: the claim itself re-checks everything under the host's row lock."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from epa.domain.port import Port
+from epa.inventory import Database
+from epa.inventory.aliases import known_aliases
+from epa.inventory.claims import ClaimConflict, NewServer, claim, record_unscheduled
+from epa.inventory.flavors import get_flavor
+from epa.inventory.records import ServerRecord
+from epa.inventory.snapshots import HostSnapshot, host_versions, load_snapshots
+from epa.scheduler.fit import Placement
+from epa.scheduler.host_state import Cell, HostState, Slot
+from epa.scheduler.request import ServerRequest, build_request
+from epa.scheduler.scheduler import Explanation, Scheduler, SchedulerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    cpu_allocation_ratio: float = 1.0
+    ram_allocation_ratio: float = 1.0
+    refresh_seconds: float = 1.0
+    # Claims tried per create before giving up with a conflict error (each on a fresher view).
+    max_attempts: int = 6
+
+
+@dataclass(slots=True)
+class Counters:
+    """What the service has done since it started (exported as metrics)."""
+
+    creates: int = 0
+    scheduled: int = 0
+    no_valid_host: int = 0
+    claim_conflicts: int = 0
+    decisions: int = 0
+    decision_seconds: list[float] = field(default_factory=list)
+
+    def observe(self, seconds: float) -> None:
+        self.decisions += 1
+        self.decision_seconds.append(seconds)
+        if len(self.decision_seconds) > 10_000:
+            del self.decision_seconds[:5_000]
+
+
+def to_host_state(s: HostSnapshot, cpu_ratio: float, ram_ratio: float) -> HostState:
+    cells = [
+        Cell(
+            c.node,
+            math.floor(c.cpus * cpu_ratio),
+            math.floor(c.memory_mb * ram_ratio),
+            c.socket,
+            c.used_cpus,
+            c.used_memory_mb,
+        )
+        for c in s.cells
+    ]
+    free = [
+        Slot(d.address, d.vendor_id, d.product_id, d.dev_type, d.numa_node, d.parent_addr, d.tags, d.has_netdev)
+        for d in s.free
+    ]
+    last = s.last_report_at.timestamp() if s.last_report_at is not None else None
+    return HostState.build(s.name, s.enabled, last, cells, free, dict(s.vfs_in_use), s.assignable)
+
+
+class SchedulingService:
+    def __init__(
+        self, db: Database, config: ServiceConfig | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.db = db
+        self.config = config or ServiceConfig()
+        self.clock = clock
+        self.scheduler = Scheduler(self.config.scheduler)
+        self.counters = Counters()
+        self._versions: dict[str, tuple[int, int]] = {}
+        self._refreshed_at = -math.inf
+        # One scheduler per process, used by the API's worker threads: selection, claim and accounting
+        # happen under this lock so that two requests of this process never race for one device.
+        self._lock = threading.Lock()
+
+    # -- keeping the view in step with the database ------------------------------------------------
+
+    def _apply(self, snapshots: Sequence[HostSnapshot]) -> None:
+        for snap in snapshots:
+            self.scheduler.update(
+                to_host_state(snap, self.config.cpu_allocation_ratio, self.config.ram_allocation_ratio)
+            )
+            self._versions[snap.name] = (snap.generation, snap.claim_generation)
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._refreshed_at < self.config.refresh_seconds:
+            return
+        versions = host_versions(self.db)
+        for gone in set(self._versions) - set(versions):
+            self.scheduler.remove(gone)
+            del self._versions[gone]
+        changed = [name for name, v in versions.items() if self._versions.get(name) != v]
+        if changed:
+            self._apply(load_snapshots(self.db, changed))
+        self._refreshed_at = now
+
+    def reload_host(self, name: str) -> None:
+        snaps = load_snapshots(self.db, [name])
+        if snaps:
+            self._apply(snaps)
+        else:
+            self.scheduler.remove(name)
+            self._versions.pop(name, None)
+
+    # -- requests ------------------------------------------------------------------------------------
+
+    def build(self, flavor_name: str, ports: Sequence[Port]) -> tuple[NewServer, ServerRequest]:
+        flavor = get_flavor(self.db, flavor_name)
+        request = build_request(flavor, known_aliases(self.db), ports)
+        return NewServer("", flavor, tuple(ports)), request
+
+    def explain(self, flavor_name: str, ports: Sequence[Port]) -> tuple[ServerRequest, Explanation]:
+        _, request = self.build(flavor_name, ports)
+        with self._lock:
+            self.refresh(force=True)
+            return request, self.scheduler.explain(request, self.clock())
+
+    def create(self, name: str, flavor_name: str, ports: Sequence[Port]) -> ServerRecord:
+        """Schedule and claim; a server in ``error`` (with the reason) when no host can take it."""
+        template, request = self.build(flavor_name, ports)
+        server = NewServer(name, template.flavor, template.ports)
+        with self._lock:
+            self.counters.creates += 1
+            self.refresh()
+            for _ in range(self.config.max_attempts):
+                started = time.perf_counter()
+                selection = self.scheduler.select(request, self.clock())
+                self.counters.observe(time.perf_counter() - started)
+                if not selection.ranked:
+                    why = self.scheduler.explain(request, self.clock())
+                    self.counters.no_valid_host += 1
+                    return record_unscheduled(self.db, server, f"no valid host: {why.summary()}")
+                for ranked in selection.ranked:
+                    record = self._try_claim(server, request, ranked.placement)
+                    if record is not None:
+                        self.counters.scheduled += 1
+                        return record
+                self.refresh(force=True)
+            return record_unscheduled(
+                self.db, server, f"gave up after {self.config.max_attempts} rounds of conflicting claims"
+            )
+
+    def _try_claim(self, server: NewServer, request: ServerRequest, p: Placement) -> ServerRecord | None:
+        devices = [(addr, i, request.devices[i].label) for i, group in enumerate(p.devices) for addr in group]
+        try:
+            record = claim(
+                self.db,
+                server,
+                p.host,
+                p.nodes,
+                p.cpus_by_node,
+                p.memory_by_node,
+                devices,
+                cpu_ratio=self.config.cpu_allocation_ratio,
+                ram_ratio=self.config.ram_allocation_ratio,
+            )
+        except ClaimConflict:
+            self.counters.claim_conflicts += 1
+            self.reload_host(p.host)
+            return None
+        self.scheduler.account(p)
+        generation, claims = self._versions.get(p.host, (0, 0))
+        # If another process claimed on this host meanwhile, the next refresh sees a newer number.
+        self._versions[p.host] = (generation, claims + 1)
+        return record
+
+    def released(self, host: str | None) -> None:
+        """A server's devices went back to the pool: reload that host's view."""
+        if host is not None:
+            with self._lock:
+                self.reload_host(host)
