@@ -8,6 +8,9 @@ code, never by its text. Values handed back are plain Python types, so the layer
 from __future__ import annotations
 
 import functools
+import threading
+import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -15,9 +18,13 @@ from typing import Any, Literal
 
 import libvirt
 
+from epa.domain.address import PciAddress
 from epa.errors import LibvirtError, LibvirtUnsupported
 
 NodeDeviceCap = Literal["pci", "net"]
+
+EVENT_LOOP_THREAD = "libvirt-event-loop"
+_EVENT_LOOP_BACKOFF_S = 0.1
 
 _CAP_FLAGS: dict[str, int] = {
     "pci": libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV,
@@ -134,3 +141,174 @@ class LibvirtConnection:
         dev = self._node_device(name)
         with _calling(f"cannot reattach node device {name!r} on {self.uri!r}"):
             dev.reAttach()
+
+    def node_device_detach(self, address: PciAddress) -> None:
+        """Unbind the PCI function at ``address`` from its host driver and bind it to vfio-pci.
+
+        Raises :class:`LibvirtUnsupported` where the driver cannot (the ``test:///`` driver)."""
+        name = address.libvirt_name
+        dev = self._node_device(name)
+        with _calling(f"cannot detach PCI device {address} ({name}) on {self.uri!r}"):
+            dev.dettach()  # sic: libvirt's spelling
+
+    def node_device_reattach(self, address: PciAddress) -> None:
+        """Give the PCI function at ``address`` back to its host driver."""
+        name = address.libvirt_name
+        dev = self._node_device(name)
+        with _calling(f"cannot reattach PCI device {address} ({name}) on {self.uri!r}"):
+            dev.reAttach()
+
+    # --- domains ------------------------------------------------------------------------------
+    #
+    # The idempotent calls (destroy, undefine, state) treat "no such domain" as done: reconciliation is
+    # level-triggered, and a retry after a crash must not fail on the half it had already finished.
+
+    def _domain(self, name: str) -> Any:
+        with _calling(f"domain {name!r} on {self.uri!r}"):
+            return self._live.lookupByName(name)
+
+    def _domain_or_none(self, name: str) -> Any | None:
+        try:
+            return self._live.lookupByName(name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise _translate(e, f"domain {name!r} on {self.uri!r}") from e
+
+    def define_domain(self, xml: str) -> str:
+        """Define (or redefine) a persistent domain from ``xml``; its UUID."""
+        with _calling(f"cannot define a domain on {self.uri!r}"):
+            dom = self._live.defineXML(xml)
+            return str(dom.UUIDString())
+
+    def start_domain(self, name: str) -> None:
+        """Start defined domain ``name``; a domain that already runs is left alone."""
+        dom = self._domain(name)
+        with _calling(f"cannot start domain {name!r} on {self.uri!r}"):
+            if dom.isActive():
+                return
+            dom.create()
+
+    def destroy_domain(self, name: str) -> None:
+        """Power domain ``name`` off at once; a missing or stopped domain is fine."""
+        dom = self._domain_or_none(name)
+        if dom is None:
+            return
+        try:
+            if dom.isActive():
+                dom.destroy()
+        except libvirt.libvirtError as e:
+            # It stopped (or went away) between the check and the call: what was asked for holds.
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return
+            if e.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and not self._active(name):
+                return
+            raise _translate(e, f"cannot destroy domain {name!r} on {self.uri!r}") from e
+
+    def _active(self, name: str) -> bool:
+        dom = self._domain_or_none(name)
+        with _calling(f"domain {name!r} on {self.uri!r}"):
+            return dom is not None and bool(dom.isActive())
+
+    def undefine_domain(self, name: str) -> None:
+        """Remove domain ``name``'s persistent definition (a running one becomes transient and goes
+        when destroyed); a missing domain is fine. Managed-save images and snapshot metadata go too."""
+        dom = self._domain_or_none(name)
+        if dom is None:
+            return
+        flags = libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+        try:
+            dom.undefineFlags(flags)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return
+            raise _translate(e, f"cannot undefine domain {name!r} on {self.uri!r}") from e
+
+    def domain_state(self, name: str) -> str | None:
+        """``running``, ``shutoff``, ``paused``, ... for domain ``name``; None when there is no such domain."""
+        dom = self._domain_or_none(name)
+        if dom is None:
+            return None
+        try:
+            state = dom.state()[0]
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise _translate(e, f"cannot read the state of domain {name!r} on {self.uri!r}") from e
+        return _STATE_NAMES.get(int(state), f"unknown({state})")
+
+    def list_domains(self) -> list[tuple[str, str, str]]:
+        """``(name, uuid, state)`` of every domain, running or only defined, sorted by name. A domain
+        removed between the listing and the reads is left out."""
+        with _calling(f"cannot list domains on {self.uri!r}"):
+            domains = self._live.listAllDomains(0)
+        out: list[tuple[str, str, str]] = []
+        for dom in domains:
+            try:
+                name, uuid, state = str(dom.name()), str(dom.UUIDString()), int(dom.state()[0])
+            except libvirt.libvirtError as e:
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    continue
+                raise _translate(e, f"cannot read a domain on {self.uri!r}") from e
+            out.append((name, uuid, _STATE_NAMES.get(state, f"unknown({state})")))
+        out.sort()
+        return out
+
+    def domain_xml(self, name: str, inactive: bool = False) -> str:
+        """Domain ``name``'s XML: the live definition while it runs, or the persistent one if ``inactive``."""
+        dom = self._domain(name)
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        with _calling(f"cannot read the XML of domain {name!r} on {self.uri!r}"):
+            return str(dom.XMLDesc(flags))
+
+
+_STATE_NAMES: dict[int, str] = {
+    libvirt.VIR_DOMAIN_NOSTATE: "nostate",
+    libvirt.VIR_DOMAIN_RUNNING: "running",
+    libvirt.VIR_DOMAIN_BLOCKED: "blocked",
+    libvirt.VIR_DOMAIN_PAUSED: "paused",
+    libvirt.VIR_DOMAIN_SHUTDOWN: "shutdown",
+    libvirt.VIR_DOMAIN_SHUTOFF: "shutoff",
+    libvirt.VIR_DOMAIN_CRASHED: "crashed",
+    libvirt.VIR_DOMAIN_PMSUSPENDED: "pmsuspended",
+}
+
+
+# --- the event loop -------------------------------------------------------------------------------
+
+
+def _run_event_loop() -> None:
+    while True:
+        # A failing iteration must not end the loop: every connection of the process depends on it.
+        try:
+            libvirt.virEventRunDefaultImpl()
+        except libvirt.libvirtError:
+            time.sleep(_EVENT_LOOP_BACKOFF_S)  # not a busy loop if the failure persists
+
+
+@functools.cache
+def ensure_event_loop() -> None:
+    """Register libvirt's default event loop and run it in a daemon thread, once per process.
+
+    ``qemu:///embed`` runs the QEMU driver inside this process, and the driver waits on its monitor
+    sockets through this loop: without it, starting a domain hangs. Call it before opening such a
+    connection (libvirt takes the loop registered when the first connection opens)."""
+    _quiet_libvirt()
+    with _calling("cannot register libvirt's event loop"):
+        libvirt.virEventRegisterDefaultImpl()
+    threading.Thread(target=_run_event_loop, name=EVENT_LOOP_THREAD, daemon=True).start()
+
+
+def embedded_qemu_uri(root: str) -> str:
+    """The URI of an in-process QEMU driver keeping its state under ``root`` (its ``qemu.conf`` is
+    ``ROOT/etc/qemu.conf``)."""
+    return f"qemu:///embed?root={urllib.parse.quote(root, safe='/')}"
+
+
+def open_embedded_qemu(root: str) -> LibvirtConnection:
+    """Open ``qemu:///embed?root=ROOT`` with the event loop it needs running.
+
+    libvirt allows one embedded root per process for the life of the process: a second root is
+    refused (``VIR_ERR_INTERNAL_ERROR``), even after the first connection is closed."""
+    ensure_event_loop()
+    return open_connection(embedded_qemu_uri(root))

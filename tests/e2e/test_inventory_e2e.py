@@ -8,14 +8,12 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -23,56 +21,12 @@ from epa.client import ApiClient
 from epa.errors import EpaError, Forbidden
 from epa.simulate.hosts import nfv_host, no_numa_host
 from epa.simulate.sysfs_tree import render_sysfs
+from support.procs import Processes, free_port, wait_for
 
 pytestmark = pytest.mark.slow
 
 EPA = [sys.executable, "-m", "epa"]
-DEADLINE_S = 30.0
 EDGE_FREE_VF = "0000:01:02.1"  # an X710 VF of eno1 on the edge box, never claimed here
-T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], deadline_s: float = DEADLINE_S) -> T:
-    """Poll ``probe`` until it returns something other than None (or fail after ``deadline_s``)."""
-    deadline = time.monotonic() + deadline_s
-    last: T | None = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last is not None:
-            return last
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {deadline_s}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@dataclass
-class Processes:
-    """Every process a test starts, stopped (TERM, then KILL) however the test ends."""
-
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def start(self, args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-        with log.open("wb") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 @dataclass
