@@ -64,7 +64,10 @@ def test_create_claims_devices_then_runs_out_then_delete_releases(cloud: Api) ->
     assert why["candidates"] == []
     assert {r["host"] for r in why["rejected"]} == {"nfv-1", "edge-1"}
 
-    cloud.call("DELETE", f"/v1/servers/{server['id']}", expect=204)
+    deleting = cloud.call("DELETE", f"/v1/servers/{server['id']}", expect=202)
+    assert deleting["status"] == "deleting"
+    assert devices(cloud)["0000:af:00.0"]["status"] == "claimed"  # until the host's agent has torn it down
+    assert cloud.call("POST", f"/v1/servers/{server['id']}/released")["status"] == "deleted"
     seen = devices(cloud)
     assert all(seen[a]["status"] == "available" and seen[a]["owner"] is None for a in granted)
     assert seen[qat_pf]["status"] == "available"
@@ -72,6 +75,8 @@ def test_create_claims_devices_then_runs_out_then_delete_releases(cloud: Api) ->
     assert third["status"] == "scheduled"
     listed = {s["name"]: s["status"] for s in cloud.call("GET", "/v1/servers")["servers"]}
     assert listed == {"vnf-2": "error", "vnf-3": "scheduled"}
+    # A server that never got a host is deleted at once.
+    assert cloud.call("DELETE", f"/v1/servers/{second['id']}", expect=202)["status"] == "deleted"
 
 
 def test_ports_and_explain(cloud: Api) -> None:
@@ -124,6 +129,76 @@ def test_a_host_with_servers_is_deleted_only_when_they_are_gone(cloud: Api) -> N
     server = cloud.call("POST", "/v1/servers", json={"name": "vnf-1", "flavor": "vnf.small"}, expect=201)
     message = cloud.error("DELETE", "/v1/hosts/nfv-1", expect=409, code="conflict")
     assert "nfv-1" in message
-    cloud.call("DELETE", f"/v1/servers/{server['id']}", expect=204)
+    cloud.call("DELETE", f"/v1/servers/{server['id']}?force=true", expect=202)
     cloud.call("DELETE", "/v1/hosts/nfv-1", expect=204)
     cloud.error("GET", "/v1/hosts/nfv-1", expect=404, code="not_found")
+
+
+def test_the_agent_builds_stops_starts_and_fails_a_server(cloud: Api) -> None:
+    edge_token = cloud.call("POST", "/v1/hosts/edge-1/token")["agent_token"]
+    nfv_token = cloud.call("POST", "/v1/hosts/nfv-1/token")["agent_token"]
+    server = cloud.call(
+        "POST",
+        "/v1/servers",
+        expect=201,
+        json={"name": "vnf-1", "flavor": "plain", "ports": [{"physnet": "physnet1", "vlan": 100}]},
+    )
+    sid = server["id"]
+    assert server["ports"][0]["mac"].startswith("fa:16:3e:")  # generated, stable
+    assert cloud.call("GET", f"/v1/servers/{sid}")["ports"][0]["mac"] == server["ports"][0]["mac"]
+    assert server["devices"][0]["port"] == 0
+
+    mine = cloud.call("GET", "/v1/hosts/nfv-1/servers", token=nfv_token)["servers"]
+    assert [s["id"] for s in mine] == [sid]
+    cloud.error("GET", "/v1/hosts/nfv-1/servers", token=edge_token, expect=403, code="forbidden")
+    cloud.error(
+        "POST", f"/v1/servers/{sid}/state", token=edge_token, json={"status": "building"}, expect=403, code="forbidden"
+    )
+
+    cloud.call("POST", f"/v1/servers/{sid}/state", token=nfv_token, json={"status": "building"})
+    active = cloud.call(
+        "POST",
+        f"/v1/servers/{sid}/state",
+        token=nfv_token,
+        json={
+            "status": "active",
+            "domain_uuid": "6f1d3c4e-0000-4000-8000-000000000001",
+            "domain_state": "running",
+            "domain_xml": "<domain/>",
+        },
+    )
+    assert (active["status"], active["domain_state"], active["domain_xml"]) == ("active", "running", "<domain/>")
+    assert cloud.call("POST", f"/v1/servers/{sid}/stop")["status"] == "stopped"
+    assert cloud.call("POST", f"/v1/servers/{sid}/start")["status"] == "active"
+    message = cloud.error(
+        "POST",
+        f"/v1/servers/{sid}/state",
+        token=nfv_token,
+        json={"status": "building"},
+        expect=409,
+        code="invalid_server_transition",
+    )
+    assert "active to building" in message
+    cloud.error(
+        "POST",
+        f"/v1/servers/{sid}/state",
+        token=nfv_token,
+        json={"status": "deleted"},
+        expect=400,
+        code="invalid_input",
+    )
+
+    failed = cloud.call(
+        "POST",
+        f"/v1/servers/{sid}/state",
+        token=nfv_token,
+        json={"status": "error", "reason": "libvirt: internal error: qemu unexpectedly closed the monitor"},
+    )
+    assert (failed["status"], failed["host"]) == ("error", "nfv-1")
+    assert failed["status_reason"] == "libvirt: internal error: qemu unexpectedly closed the monitor"
+    assert failed["devices"] == []
+    assert devices(cloud)[server["devices"][0]["address"]]["status"] == "available"
+    cloud.error("POST", f"/v1/servers/{sid}/released", token=nfv_token, expect=409, code="conflict")
+    assert cloud.call("DELETE", f"/v1/servers/{sid}", expect=202)["status"] == "deleting"
+    assert cloud.call("POST", f"/v1/servers/{sid}/released", token=nfv_token)["status"] == "deleted"
+    assert cloud.call("GET", "/v1/hosts/nfv-1/servers", token=nfv_token)["servers"] == []

@@ -5,12 +5,15 @@ No SQLAlchemy type leaves the inventory layer; these are what the API and the sc
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from epa.domain.alias import parse_pci_requests
 from epa.domain.device import PciDevice
+from epa.domain.flavor import PCI_ALIAS_KEY
 from epa.domain.host import NumaCell
 from epa.domain.status import DeviceStatus
 
@@ -109,6 +112,13 @@ class Principal:
         return self.is_admin or self.host == host
 
 
+def port_mac(server_id: str, index: int) -> str:
+    """A stable, locally administered unicast MAC for a port the user gave none (OpenStack's fa:16:3e
+    prefix, then three bytes of a hash of the server and the port)."""
+    digest = hashlib.sha256(f"{server_id}/{index}".encode()).digest()
+    return "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
 class ServerStatus(enum.StrEnum):
     """A server's life: ``scheduled`` (host and devices claimed) -> ``building`` -> ``active`` <->
     ``stopped``; ``deleting`` -> ``deleted`` (devices released); ``error`` from anywhere."""
@@ -140,8 +150,12 @@ class ServerRecord:
     domain_uuid: str | None
     created_at: datetime
     updated_at: datetime
+    domain_state: str | None = None
+    domain_xml: str | None = None
 
     def to_json(self) -> dict[str, object]:
+        # Device requests are the flavor's aliases first, then one per port (scheduler.request).
+        aliases = len(parse_pci_requests(str(self.flavor.get(PCI_ALIAS_KEY) or "")))
         return {
             "id": self.id,
             "name": self.name,
@@ -150,13 +164,20 @@ class ServerRecord:
             "host": self.host,
             "host_nodes": list(self.host_nodes),
             "flavor": dict(self.flavor),
-            "ports": [dict(p) for p in self.ports],
+            "ports": [dict(p, mac=p.get("mac") or port_mac(self.id, i)) for i, p in enumerate(self.ports)],
             "devices": [
-                {"address": address, "request_index": index, "request_label": label}
+                {
+                    "address": address,
+                    "request_index": index,
+                    "request_label": label,
+                    "port": index - aliases if index >= aliases else None,
+                }
                 for address, index, label in self.devices
             ],
             "cells": [{"node": node, "cpus": cpus, "memory_mb": memory} for node, cpus, memory in self.cells],
             "domain_uuid": self.domain_uuid,
+            "domain_state": self.domain_state,
+            "domain_xml": self.domain_xml,
             "created_at": iso_utc(self.created_at),
             "updated_at": iso_utc(self.updated_at),
         }

@@ -217,6 +217,8 @@ class ServerRow(Base):
     host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id", ondelete="RESTRICT"))
     host_nodes: Mapped[list[int]] = mapped_column(json_type())
     domain_uuid: Mapped[str | None] = mapped_column(String(36))
+    domain_state: Mapped[str | None] = mapped_column(String(32))
+    domain_xml: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

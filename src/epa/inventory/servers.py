@@ -88,6 +88,8 @@ def to_record(
         domain_uuid=row.domain_uuid,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        domain_state=row.domain_state,
+        domain_xml=row.domain_xml,
     )
 
 
@@ -179,25 +181,36 @@ def record_unscheduled(db: Database, server: NewServer, reason: str) -> ServerRe
 def set_server_status(
     db: Database,
     server_id: str,
-    status: ServerStatus | str,
+    status: ServerStatus | str | None,
     reason: str | None = None,
     domain_uuid: str | None = None,
+    *,
+    domain_state: str | None = None,
+    domain_xml: str | None = None,
 ) -> ServerRecord:
     """Move a server along scheduled -> building -> active <-> stopped, or to error or deleting from
-    any status but deleted (which only ``claims.release`` reaches). ``reason`` replaces the status
-    reason; ``domain_uuid``, when given, records the libvirt domain's UUID."""
-    new = parse_status(status)
+    any status but deleted (which only ``claims.release`` reaches); ``status=None`` keeps the status.
+    ``reason`` replaces the status reason when the status changes; ``domain_uuid``, ``domain_state``
+    and ``domain_xml``, when given, record what the host's agent sees of the libvirt domain."""
     with db.transaction() as session:
         row = server_row(session, server_id)
         old = _V(row.status)
-        allowed = old is not _V.DELETED and (new in _NEXT.get(old, frozenset()) or new in (old, _V.ERROR, _V.DELETING))
-        if not allowed or new is _V.DELETED:
-            hint = " (releasing the server does that)" if new is _V.DELETED and old is not _V.DELETED else ""
-            raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
-        row.status = new.value
-        row.status_reason = reason
+        if status is not None:
+            new = parse_status(status)
+            allowed = old is not _V.DELETED and (
+                new in _NEXT.get(old, frozenset()) or new in (old, _V.ERROR, _V.DELETING)
+            )
+            if not allowed or new is _V.DELETED:
+                hint = " (releasing the server does that)" if new is _V.DELETED and old is not _V.DELETED else ""
+                raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
+            row.status = new.value
+            row.status_reason = reason
         if domain_uuid is not None:
             row.domain_uuid = domain_uuid
+        if domain_state is not None:
+            row.domain_state = domain_state
+        if domain_xml is not None:
+            row.domain_xml = domain_xml
         row.updated_at = utcnow()
         session.flush()
         return load_servers(session, [ServerRow.id == server_id])[0]

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from epa.api.auth import DB, Admin
-from epa.api.schemas.server import ExplainOut, ExplainRequest, PortBody, ServerCreate, ServerList, ServerOut
+from epa.api.auth import DB, Admin, Caller, may_access_host
+from epa.api.schemas.server import (
+    ExplainOut,
+    ExplainRequest,
+    PortBody,
+    ServerCreate,
+    ServerList,
+    ServerOut,
+    ServerState,
+)
 from epa.domain.port import Port
-from epa.inventory import servers
-from epa.inventory.claims import release
+from epa.inventory import lifecycle, servers
+from epa.inventory.records import ServerStatus
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
 from epa.service.scheduling import SchedulingService
@@ -80,11 +88,53 @@ def show_server(server_id: str, db: DB, _: Admin) -> JSONResponse:
     return JSONResponse(servers.get_server(db, server_id).to_json())
 
 
-@router.delete("/v1/servers/{server_id}", status_code=204)
-def delete_server(server_id: str, db: DB, _: Admin, service: Scheduling) -> Response:
-    record = release(db, server_id)
+@router.delete("/v1/servers/{server_id}", status_code=202, response_model=ServerOut)
+def delete_server(server_id: str, db: DB, _: Admin, service: Scheduling, force: bool = False) -> JSONResponse:
+    """A server on a host goes to ``deleting`` (its agent tears it down, then its devices return);
+    one without a host, or with ``force=true`` (the host is gone for good), is released at once."""
+    record = lifecycle.request_delete(db, server_id, force=force)
+    if record.status is ServerStatus.DELETED:
+        service.released(record.host)
+    return JSONResponse(record.to_json(), status_code=202)
+
+
+@router.post("/v1/servers/{server_id}/stop", response_model=ServerOut)
+def stop_server(server_id: str, db: DB, _: Admin) -> JSONResponse:
+    return JSONResponse(lifecycle.stop(db, server_id).to_json())
+
+
+@router.post("/v1/servers/{server_id}/start", response_model=ServerOut)
+def start_server(server_id: str, db: DB, _: Admin) -> JSONResponse:
+    return JSONResponse(lifecycle.start(db, server_id).to_json())
+
+
+@router.get("/v1/hosts/{name}/servers", response_model=ServerList)
+def host_servers(name: str, db: DB, who: Caller) -> JSONResponse:
+    """What the host's agent must make real: every server on the host that is not deleted."""
+    may_access_host(who, name)
+    return JSONResponse({"servers": [s.to_json() for s in servers.servers_on_host(db, name)]})
+
+
+@router.post("/v1/servers/{server_id}/state", response_model=ServerOut)
+def report_state(server_id: str, body: ServerState, db: DB, who: Caller, service: Scheduling) -> JSONResponse:
+    """The host's agent reports progress, failure (which releases the devices) or the domain it sees."""
+    current = servers.get_server(db, server_id)
+    may_access_host(who, current.host or "")
+    status = ServerStatus(body.status) if body.status else None
+    record = lifecycle.report(db, server_id, status, body.reason, body.domain_uuid, body.domain_state, body.domain_xml)
+    if status is ServerStatus.ERROR:
+        service.released(record.host)
+    return JSONResponse(record.to_json())
+
+
+@router.post("/v1/servers/{server_id}/released", response_model=ServerOut)
+def report_released(server_id: str, db: DB, who: Caller, service: Scheduling) -> JSONResponse:
+    """The host's agent destroyed the domain and reset the VFs: the devices go back to the pool."""
+    current = servers.get_server(db, server_id)
+    may_access_host(who, current.host or "")
+    record = lifecycle.teardown_done(db, server_id)
     service.released(record.host)
-    return Response(status_code=204)
+    return JSONResponse(record.to_json())
 
 
 @router.post("/v1/scheduler/explain", response_model=ExplainOut)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -32,6 +32,17 @@ class ExplainRequest(BaseModel):
     limit: int = Field(default=20, ge=1, le=1000, description="Ranked candidates to return.")
 
 
+class ServerState(BaseModel):
+    """What a host's agent reports about a server."""
+
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["building", "active", "stopped", "error"] | None = None
+    reason: str | None = Field(default=None, max_length=4096)
+    domain_uuid: str | None = Field(default=None, max_length=36)
+    domain_state: str | None = Field(default=None, max_length=32)
+    domain_xml: str | None = Field(default=None, max_length=1_000_000)
+
+
 class ServerOut(BaseModel):
     id: str
     name: str
@@ -44,6 +55,8 @@ class ServerOut(BaseModel):
     devices: list[dict[str, Any]]
     cells: list[dict[str, Any]]
     domain_uuid: str | None
+    domain_state: str | None
+    domain_xml: str | None
     created_at: str
     updated_at: str
 
