@@ -10,6 +10,7 @@ import uvicorn
 from epa.api.app import create_app
 from epa.errors import InvalidInput
 from epa.inventory import Database
+from epa.service.scheduling import ServiceConfig
 
 
 def is_loopback(host: str) -> bool:
@@ -37,9 +38,10 @@ def serve(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     log_level: str = "info",
+    config: ServiceConfig | None = None,
 ) -> None:
     uvicorn.run(
-        create_app(db),
+        create_app(db, config),
         host=host,
         port=port,
         log_level=log_level,

@@ -13,6 +13,9 @@ from epa.api.server import serve as run_server
 from epa.errors import InvalidInput
 from epa.inventory import Database
 from epa.inventory.tokens import create_admin_token, ensure_admin_token
+from epa.scheduler.scheduler import SchedulerConfig
+from epa.scheduler.weigh import WeighConfig
+from epa.service.scheduling import ServiceConfig
 
 DEFAULT_PORT = 8700
 
@@ -59,6 +62,22 @@ def write_secret(path: Path, secret: str) -> None:
     is_flag=True,
     help="Listen on a non-loopback address without TLS (tokens in clear text).",
 )
+@click.option(
+    "--weigher",
+    type=click.Choice(["spread", "pack"]),
+    default="spread",
+    show_default=True,
+    help="Spread servers over the emptiest hosts, or pack them onto the fullest that fit.",
+)
+@click.option("--cpu-allocation-ratio", type=click.FloatRange(min=0.1, max=64.0), default=1.0, show_default=True)
+@click.option("--ram-allocation-ratio", type=click.FloatRange(min=0.1, max=4.0), default=1.0, show_default=True)
+@click.option(
+    "--agent-timeout",
+    type=click.FloatRange(min=1.0),
+    default=300.0,
+    show_default=True,
+    help="Seconds after its agent's last report before a host gets no new servers.",
+)
 @click.option("--new-admin-token", is_flag=True, help="Create another admin token and write it to the token file.")
 def serve(
     db_path: Path | None,
@@ -69,6 +88,10 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
     allow_insecure_remote: bool,
+    weigher: str,
+    cpu_allocation_ratio: float,
+    ram_allocation_ratio: float,
+    agent_timeout: float,
     new_admin_token: bool,
 ) -> None:
     """Run the EPA API server (migrates the database on start)."""
@@ -95,4 +118,9 @@ def serve(
         )
     scheme = "https" if tls_cert else "http"
     click.echo(f"epa: serving {scheme}://{listen}:{port} (API docs at /docs) on {db.url_for_display}")
-    run_server(db, listen, port, tls_cert, tls_key)
+    config = ServiceConfig(
+        scheduler=SchedulerConfig(weigh=WeighConfig(spread=weigher == "spread"), alive_seconds=agent_timeout),
+        cpu_allocation_ratio=cpu_allocation_ratio,
+        ram_allocation_ratio=ram_allocation_ratio,
+    )
+    run_server(db, listen, port, tls_cert, tls_key, config=config)
