@@ -59,7 +59,7 @@ def test_create_claims_devices_then_runs_out_then_delete_releases(cloud: Api) ->
     assert second["status"] == "error"
     assert second["host"] is None
     assert second["status_reason"].startswith("no valid host: ")
-    assert "0 free 10de:* device, 1 requested (alias t4)" in second["status_reason"]
+    assert "1 host: fewer than 1 free 10de:* device (alias t4, policy required)" in second["status_reason"]
     why = cloud.call("POST", "/v1/scheduler/explain", json={"flavor": "vnf.small"})
     assert why["candidates"] == []
     assert {r["host"] for r in why["rejected"]} == {"nfv-1", "edge-1"}

@@ -142,3 +142,26 @@ def test_fast_selection_equals_full_evaluation(
         assert len(granted) == len(set(granted)) == qat
         parents = {host.free[a].parent_addr for a in granted}
         assert not any(a in parents for a in granted)
+
+
+def test_index_turns_away_hosts_without_enough_devices_on_one_node(tmp_path: Path) -> None:
+    s = Scheduler()
+    s.load([host_state(nfv_host(), tmp_path, SPECS), host_state(gpu_host(), tmp_path, SPECS)])
+    # 48 QAT VFs on nfv-1, but at most 32 on one NUMA node: "required" cannot get 40 there.
+    found = s.index.prefilter(req(qat=40, policy=NumaPolicy.REQUIRED), NOW, 300, WeighConfig())
+    assert found.rows.size == 0
+    assert found.failed == {"fewer than 40 free 8086:37c9 device (alias qat, policy required)": 2}
+    assert s.index.prefilter(req(qat=40, policy=NumaPolicy.PREFERRED), NOW, 300, WeighConfig()).rows.size == 1
+    assert s.why_not(req(qat=40, policy=NumaPolicy.REQUIRED), NOW) == (
+        "2 hosts: fewer than 40 free 8086:37c9 device (alias qat, policy required)"
+    )
+    assert s.why_not(req(vcpus=1000), NOW) == "2 hosts: fewer than 1000 free vCPUs"
+
+
+def test_ranking_is_lazy_but_complete() -> None:
+    s = Scheduler()
+    s.load([plain_host(f"h{i:03d}", 1000 + 37 * (i % 50)) for i in range(300)])
+    ranked = list(s.index.ranked(req(memory_mb=100), NOW, 300, WeighConfig()))
+    assert len(ranked) == 300
+    keys = [(-score, name) for name, score in ranked]
+    assert keys == sorted(keys)  # best score first, ties by name, across every chunk

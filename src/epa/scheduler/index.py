@@ -2,22 +2,55 @@
 of hosts with a few array operations instead of a Python loop per host.
 
 Per host: enabled, last report time, free/total vCPUs and memory, NUMA cell count, assignable device
-count, and free devices per *signature* (vendor, product, type, tags, netdev; NUMA and parent PF left
-out). A host that passes here may still fail the exact fit (NUMA policies, PF/VF rules); a host that
-fails here cannot fit."""
+count, and per device *signature* (vendor, product, type, tags, netdev; NUMA node and parent PF left
+out): the free count on the host, the largest free count on any one NUMA node, and the free count
+without NUMA affinity. A host that passes here may still fail the exact fit (which NUMA node, PF/VF
+rules); a host that fails here cannot fit: every test is a necessary condition.
+
+Ranking is lazy: only the best few candidates are sorted (``np.partition``), then the next, larger
+chunk if the caller asks for more; host names are looked up only for rows the caller takes."""
 
 from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from epa.domain.alias import NumaPolicy
 from epa.scheduler.host_state import HostState, Signature
-from epa.scheduler.request import ServerRequest
+from epa.scheduler.request import DeviceRequest, ServerRequest
 from epa.scheduler.weigh import WeighConfig
 
 Ints = npt.NDArray[np.int64]
 Floats = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
+
+_COLUMNS = (
+    "enabled",
+    "present",
+    "last_report",
+    "free_cpus",
+    "total_cpus",
+    "free_mem",
+    "total_mem",
+    "cells",
+    "assignable",
+    "name_rank",
+)
+_MATRICES = ("sig_free", "sig_node_max", "sig_nonuma")
+FIRST_CHUNK = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilter:
+    """The rows that may fit, their scores, and the first index test each other row failed."""
+
+    rows: Ints
+    scores: Floats
+    failed: dict[str, int]
 
 
 class HostIndex:
@@ -26,6 +59,7 @@ class HostIndex:
         self.position: dict[str, int] = {}
         self.signatures: dict[Signature, int] = {}
         self._capacity = capacity
+        self._ranks_stale = False
         self.enabled: Bools = np.zeros(capacity, dtype=np.bool_)
         self.present: Bools = np.zeros(capacity, dtype=np.bool_)
         self.last_report: Floats = np.full(capacity, np.nan)
@@ -37,6 +71,8 @@ class HostIndex:
         self.assignable: Ints = np.zeros(capacity, dtype=np.int64)
         self.name_rank: Ints = np.zeros(capacity, dtype=np.int64)
         self.sig_free: Ints = np.zeros((capacity, 8), dtype=np.int64)
+        self.sig_node_max: Ints = np.zeros((capacity, 8), dtype=np.int64)
+        self.sig_nonuma: Ints = np.zeros((capacity, 8), dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.position)
@@ -44,31 +80,24 @@ class HostIndex:
     def _grow(self, rows: int, cols: int) -> None:
         if rows > self._capacity:
             new = max(rows, self._capacity * 2)
-            for attr in (
-                "enabled",
-                "present",
-                "last_report",
-                "free_cpus",
-                "total_cpus",
-                "free_mem",
-                "total_mem",
-                "cells",
-                "assignable",
-                "name_rank",
-            ):
+            for attr in _COLUMNS:
                 old = getattr(self, attr)
-                fill = np.nan if attr == "last_report" else 0
-                grown = np.full(new, fill, dtype=old.dtype)
+                grown = np.full(new, np.nan if attr == "last_report" else 0, dtype=old.dtype)
                 grown[: self._capacity] = old
                 setattr(self, attr, grown)
-            sig = np.zeros((new, self.sig_free.shape[1]), dtype=np.int64)
-            sig[: self._capacity] = self.sig_free
-            self.sig_free = sig
+            for attr in _MATRICES:
+                old = getattr(self, attr)
+                grown = np.zeros((new, old.shape[1]), dtype=np.int64)
+                grown[: self._capacity] = old
+                setattr(self, attr, grown)
             self._capacity = new
-        if cols > self.sig_free.shape[1]:
-            sig = np.zeros((self._capacity, max(cols, self.sig_free.shape[1] * 2)), dtype=np.int64)
-            sig[:, : self.sig_free.shape[1]] = self.sig_free
-            self.sig_free = sig
+        width = self.sig_free.shape[1]
+        if cols > width:
+            for attr in _MATRICES:
+                old = getattr(self, attr)
+                grown = np.zeros((self._capacity, max(cols, width * 2)), dtype=np.int64)
+                grown[:, :width] = old
+                setattr(self, attr, grown)
 
     def upsert(self, host: HostState) -> None:
         row = self.position.get(host.name)
@@ -76,11 +105,13 @@ class HostIndex:
             row = len(self.names)
             self.names.append(host.name)
             self.position[host.name] = row
-            self._grow(row + 1, len(self.signatures))
-            order = sorted(range(len(self.names)), key=self.names.__getitem__)
-            self.name_rank[order] = np.arange(len(order))
-        counts = host.signature_counts()
-        for sig in counts:
+            self._ranks_stale = True  # re-sorted once, at the next ranking, not per insert
+        total: Counter[Signature] = Counter()
+        per_node: Counter[tuple[Signature, int | None]] = Counter()
+        for slot in host.free.values():
+            total[slot.signature] += 1
+            per_node[(slot.signature, slot.numa_node)] += 1
+        for sig in total:
             if sig not in self.signatures:
                 self.signatures[sig] = len(self.signatures)
         self._grow(row + 1, len(self.signatures))
@@ -93,9 +124,16 @@ class HostIndex:
         self.total_mem[row] = host.total_memory_mb
         self.cells[row] = len(host.cells)
         self.assignable[row] = host.assignable
-        self.sig_free[row, :] = 0
-        for sig, n in counts.items():
+        for attr in _MATRICES:
+            getattr(self, attr)[row, :] = 0
+        for sig, n in total.items():
             self.sig_free[row, self.signatures[sig]] = n
+        for (sig, node), n in per_node.items():
+            col = self.signatures[sig]
+            if node is None:
+                self.sig_nonuma[row, col] = n
+            else:
+                self.sig_node_max[row, col] = max(self.sig_node_max[row, col], n)
 
     def remove(self, name: str) -> None:
         row = self.position.get(name)
@@ -107,34 +145,52 @@ class HostIndex:
         n = len(self.names)
         return int(self.assignable[:n][self.present[:n]].max(initial=0))
 
-    def ranked(
-        self, request: ServerRequest, now: float, alive_seconds: float, config: WeighConfig
-    ) -> tuple[list[str], Floats]:
-        """Hosts that may fit, best first by ``host_score``, and their scores."""
+    def _columns(self, req: DeviceRequest) -> list[int]:
+        return [
+            col
+            for (vendor, product, dev_type, tags, netdev), col in self.signatures.items()
+            if any(m.matches(vendor, product, dev_type, dict(tags), netdev) for m in req.alternatives)
+        ]
+
+    def _device_bound(self, req: DeviceRequest, nodes: int, n: int) -> Ints:
+        """An upper bound, per host, of the devices ``req`` could get under its NUMA policy."""
+        cols = self._columns(req)
+        if not cols:
+            return np.zeros(n, dtype=np.int64)
+        total: Ints = self.sig_free[:n, cols].sum(axis=1)
+        if req.numa_policy in (NumaPolicy.REQUIRED, NumaPolicy.LEGACY):
+            local: Ints = nodes * self.sig_node_max[:n, cols].sum(axis=1)
+            if req.numa_policy is NumaPolicy.LEGACY:
+                local = local + self.sig_nonuma[:n, cols].sum(axis=1)
+            bound: Ints = np.minimum(total, local)
+            return bound
+        return total
+
+    def prefilter(self, request: ServerRequest, now: float, alive_seconds: float, config: WeighConfig) -> Prefilter:
         n = len(self.names)
+        failed: dict[str, int] = {}
+        mask = self.present[:n].copy()
+
+        def test(passed: Bools, reason: str) -> None:
+            nonlocal mask
+            lost = int(np.count_nonzero(mask & ~passed))
+            if lost:
+                failed[reason] = failed.get(reason, 0) + lost
+            mask &= passed
+
+        test(self.enabled[:n], "host is disabled")
         with np.errstate(invalid="ignore"):
-            alive = (now - self.last_report[:n]) <= alive_seconds
-        mask = (
-            self.present[:n]
-            & self.enabled[:n]
-            & alive
-            & (self.free_cpus[:n] >= request.vcpus)
-            & (self.free_mem[:n] >= request.memory_mb)
-            & (self.cells[:n] >= request.numa_nodes)
-        )
+            test((now - self.last_report[:n]) <= alive_seconds, "its agent is not reporting")
+        test(self.free_cpus[:n] >= request.vcpus, f"fewer than {request.vcpus} free vCPUs")
+        test(self.free_mem[:n] >= request.memory_mb, f"less than {request.memory_mb} MB free memory")
+        test(self.cells[:n] >= request.numa_nodes, f"fewer than {request.numa_nodes} NUMA nodes")
         for req in request.devices:
-            cols = [
-                col
-                for (vendor, product, dev_type, tags, netdev), col in self.signatures.items()
-                if any(m.matches(vendor, product, dev_type, dict(tags), netdev) for m in req.alternatives)
-            ]
-            if not cols:
-                mask &= False
-                break
-            mask &= self.sig_free[:n, cols].sum(axis=1) >= req.count
+            bound = self._device_bound(req, request.numa_nodes, n)
+            test(
+                bound >= req.count,
+                f"fewer than {req.count} free {req.describe()} ({req.label}, policy {req.numa_policy.value})",
+            )
         rows = np.flatnonzero(mask)
-        if rows.size == 0:
-            return [], np.zeros(0)
         total_mem = self.total_mem[rows].astype(np.float64)
         total_cpu = self.total_cpus[rows].astype(np.float64)
         mem = np.divide(
@@ -147,5 +203,28 @@ class HostIndex:
         top = self.max_assignable()
         if not request.wants_devices and top > 0:
             score = score - config.pci_multiplier * self.assignable[rows] / top
-        order = np.lexsort((self.name_rank[rows], -score))
-        return [self.names[r] for r in rows[order]], score[order]
+        return Prefilter(rows, score, failed)
+
+    def ranked(
+        self, request: ServerRequest, now: float, alive_seconds: float, config: WeighConfig
+    ) -> Iterator[tuple[str, float]]:
+        """Hosts that may fit, best ``host_score`` first (ties by name), produced lazily."""
+        found = self.prefilter(request, now, alive_seconds, config)
+        if self._ranks_stale:
+            order = sorted(range(len(self.names)), key=self.names.__getitem__)
+            self.name_rank[order] = np.arange(len(order))
+            self._ranks_stale = False
+        rows, score = found.rows, found.scores
+        remaining = np.arange(rows.size)
+        chunk = FIRST_CHUNK
+        while remaining.size:
+            if remaining.size > chunk:
+                neg = -score[remaining]
+                kth = np.partition(neg, chunk - 1)[chunk - 1]
+                take, remaining = remaining[neg <= kth], remaining[neg > kth]  # ties stay together
+            else:
+                take, remaining = remaining, remaining[:0]
+            order = take[np.lexsort((self.name_rank[rows[take]], -score[take]))]
+            for i in order.tolist():
+                yield self.names[int(rows[i])], float(score[i])
+            chunk *= 4

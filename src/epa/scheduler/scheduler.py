@@ -82,10 +82,9 @@ class Scheduler:
         placements are found and no later host can outrank them (placement scores never exceed
         host scores), so the result equals a full evaluation."""
         want = limit or self.config.alternates
-        names, scores = self.index.ranked(request, now, self.config.alive_seconds, self.config.weigh)
         found: list[Ranked] = []
         evaluated = 0
-        for name, base in zip(names, scores.tolist(), strict=True):
+        for name, base in self.index.ranked(request, now, self.config.alive_seconds, self.config.weigh):
             if len(found) >= want and base < found[-1].score:
                 break
             evaluated += 1
@@ -101,6 +100,32 @@ class Scheduler:
                 found.sort(key=lambda r: (-r.score, r.placement.host))
                 del found[want:]
         return Selection(tuple(found), evaluated)
+
+    def why_not(self, request: ServerRequest, now: float, examine: int = 200) -> str:
+        """A one-line reason no host fits, cheap enough to give with every refusal: the index's own tests
+        count the hosts they turn away, and only the first ``examine`` hosts that pass them are fitted."""
+        found = self.index.prefilter(request, now, self.config.alive_seconds, self.config.weigh)
+        reasons = Counter(found.failed)
+        rows = found.rows[:examine].tolist()
+        for row in rows:
+            result = fit(
+                self.hosts[self.index.names[row]],
+                request,
+                now=now,
+                alive_seconds=self.config.alive_seconds,
+                spread=self.config.weigh.spread,
+            )
+            if isinstance(result, Rejection):
+                reasons[result.reason] += 1
+        if not reasons:
+            return "no hosts"
+        parts = [f"{n} host{'s' if n > 1 else ''}: {reason}" for reason, n in reasons.most_common(5)]
+        more = len(reasons) - 5
+        unexamined = found.rows.size - len(rows)
+        tail = f"; and {more} other reasons" if more > 0 else ""
+        if unexamined > 0:
+            tail += f"; {unexamined} more hosts passed the capacity checks and were not examined"
+        return "; ".join(parts) + tail
 
     def explain(self, request: ServerRequest, now: float) -> Explanation:
         """Every host's verdict: ranked placements, and a reason for each rejected host."""

@@ -145,9 +145,9 @@ class SchedulingService:
                 selection = self.scheduler.select(request, self.clock())
                 self.counters.observe(time.perf_counter() - started)
                 if not selection.ranked:
-                    why = self.scheduler.explain(request, self.clock())
+                    why = self.scheduler.why_not(request, self.clock())
                     self.counters.no_valid_host += 1
-                    return record_unscheduled(self.db, server, f"no valid host: {why.summary()}")
+                    return record_unscheduled(self.db, server, f"no valid host: {why}")
                 for ranked in selection.ranked:
                     record = self._try_claim(server, request, ranked.placement)
                     if record is not None:
