@@ -202,3 +202,13 @@ def test_the_agent_builds_stops_starts_and_fails_a_server(cloud: Api) -> None:
     assert cloud.call("DELETE", f"/v1/servers/{sid}", expect=202)["status"] == "deleting"
     assert cloud.call("POST", f"/v1/servers/{sid}/released", token=nfv_token)["status"] == "deleted"
     assert cloud.call("GET", "/v1/hosts/nfv-1/servers", token=nfv_token)["servers"] == []
+
+
+def test_a_host_enabled_a_moment_ago_is_used_at_once(cloud: Api) -> None:
+    cloud.call("PATCH", "/v1/hosts/nfv-1", json={"enabled": False})
+    refused = cloud.call("POST", "/v1/servers", json={"name": "a", "flavor": "vnf.small"}, expect=201)
+    assert refused["status"] == "error"
+    assert "host is disabled" in refused["status_reason"]
+    cloud.call("PATCH", "/v1/hosts/nfv-1", json={"enabled": True})
+    placed = cloud.call("POST", "/v1/servers", json={"name": "b", "flavor": "vnf.small"}, expect=201)
+    assert (placed["status"], placed["host"]) == ("scheduled", "nfv-1")

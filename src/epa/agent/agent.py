@@ -35,6 +35,12 @@ class InventoryApi(Protocol):
     ) -> InventoryResult: ...
 
 
+class Reconcile(Protocol):
+    """What the loop runs after each inventory report (``epa.agent.reconcile.Reconciler`` is one)."""
+
+    def reconcile_once(self) -> object: ...
+
+
 class WarningLog:
     """Logs each warning once while it persists: a scan every few seconds must not repeat them all."""
 
@@ -114,6 +120,7 @@ class Agent:
         self._last_sent: JsonObject | None = None
         self._idle_cycles = 0
         self._warnings = WarningLog()
+        self._report: HostReport | None = None
 
     # -- one cycle -----------------------------------------------------------------------------
 
@@ -122,7 +129,12 @@ class Agent:
         classified, spec_warnings = classify(self.specs, scanned.devices)
         cells = self.facts()
         self._warnings.update((*scanned.warnings, *spec_warnings))
-        return HostReport(tuple(sorted(cells, key=lambda c: c.node)), classified)
+        self._report = HostReport(tuple(sorted(cells, key=lambda c: c.node)), classified)
+        return self._report
+
+    def latest_report(self) -> HostReport:
+        """The host as the last scan saw it (scanning now if there was none): what a reconciler works from."""
+        return self._report if self._report is not None else self._observe()
 
     def _read_generation(self) -> int:
         host = self.client.get_host(self.host_name)
@@ -187,9 +199,11 @@ class Agent:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        """Scan every ``interval`` seconds until ``stop`` is set. Server outages and failed scans are
-        retried with capped exponential backoff; a rejected token (401/403) ends the loop, raised."""
+    def run(self, stop: threading.Event, reconciler: Reconcile | None = None) -> None:
+        """Scan every ``interval`` seconds until ``stop`` is set, running ``reconciler`` (if any) after
+        each report. Server outages and failed scans are retried with capped exponential backoff; a failed
+        reconciliation is logged (once while it persists) and tried again next interval; a rejected
+        token (401/403) ends the loop, raised."""
         log.info(
             "agent started: host %s, server %s, every %gs",
             self.host_name,
@@ -197,8 +211,10 @@ class Agent:
             self.interval,
         )
         failures = 0
+        reconcile_errors = WarningLog(log)
         try:
             while not stop.is_set():
+                reachable = True
                 try:
                     self.run_once()
                     failures = 0
@@ -206,6 +222,7 @@ class Agent:
                 except (Unauthorized, Forbidden):
                     raise
                 except ServiceUnavailable as e:
+                    reachable = False
                     delay = self.backoff.delay(failures)
                     failures += 1
                     log.warning("server unreachable (%s); retry in %.1fs", e, delay)
@@ -213,7 +230,21 @@ class Agent:
                     delay = self.backoff.delay(failures)
                     failures += 1
                     log.error("report failed (%s: %s); retry in %.1fs", e.code, e, delay)
+                if reconciler is not None and reachable and not stop.is_set():
+                    reconcile_errors.update(self.reconcile(reconciler))
                 if stop.wait(delay):
                     break
         finally:
             log.info("agent stopped: host %s", self.host_name)
+
+    @staticmethod
+    def reconcile(reconciler: Reconcile) -> list[str]:
+        """One reconciliation pass; the failure that stopped it, as a message (none when it ran).
+        A rejected token is raised."""
+        try:
+            reconciler.reconcile_once()
+        except (Unauthorized, Forbidden):
+            raise
+        except EpaError as e:
+            return [f"reconciliation failed ({e.code}: {e})"]
+        return []

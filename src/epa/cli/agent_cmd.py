@@ -14,6 +14,7 @@ from types import FrameType
 import click
 
 from epa.agent import Agent, WarningLog, read_host_facts
+from epa.agent.reconcile import Reconciler, VfBackend
 from epa.cli.client_settings import with_client
 from epa.client import ApiClient
 from epa.config import load_config, parse_device_spec_args
@@ -24,6 +25,9 @@ from epa.discovery.sysfs import scan_sysfs
 from epa.domain.device_spec import DeviceSpec
 from epa.domain.host import NumaCell
 from epa.errors import InvalidInput
+from epa.hostnet.simulated import simulated_netlink
+from epa.hostnet.vf import apply_vf_config
+from epa.libvirt_client import open_connection
 
 log = logging.getLogger("epa.agent")
 
@@ -56,6 +60,18 @@ def _scanner(sysfs_root: Path, libvirt_uri: str | None) -> Callable[[], ScanResu
         uri = libvirt_uri
         return lambda: scan_libvirt(uri, names)
     return lambda: scan_sysfs(sysfs_root, names)
+
+
+def _vf_backend(mode: str | None, sysfs_root: Path) -> VfBackend | None:
+    """``netlink`` configures real PFs; ``simulated`` the simulated PF driver of a simulated /sys
+    (the default when the sysfs root is not /sys); ``off`` leaves VFs alone."""
+    chosen = mode or ("netlink" if sysfs_root == Path("/sys") else "simulated")
+    if chosen == "off":
+        return None
+    if chosen == "simulated":
+        netlink = simulated_netlink(sysfs_root)
+        return lambda config: apply_vf_config(config, netlink)
+    return apply_vf_config
 
 
 @contextlib.contextmanager
@@ -108,11 +124,27 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
 @click.option(
     "--heartbeat-every",
     type=click.IntRange(min=1),
-    default=10,
+    default=4,
     show_default=True,
     help="Report an unchanged inventory every N scans.",
 )
-@click.option("--once", is_flag=True, help="Scan and report once, then exit.")
+@click.option(
+    "--hypervisor",
+    "hypervisor_uri",
+    metavar="URI|none",
+    default="qemu:///system",
+    show_default=True,
+    help="libvirt URI where the host's servers are made (test:///NODE.xml for a simulated host); "
+    "'none': report the inventory only.",
+)
+@click.option(
+    "--vf-config",
+    type=click.Choice(["netlink", "simulated", "off"]),
+    default=None,
+    help="How VFs of direct ports are configured (default: netlink on /sys, the simulated PF driver "
+    "of any other sysfs root).",
+)
+@click.option("--once", is_flag=True, help="Scan, report and reconcile once, then exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
 @with_client
 def agent(
@@ -125,6 +157,8 @@ def agent(
     device_specs: tuple[str, ...],
     interval: float,
     heartbeat_every: int,
+    hypervisor_uri: str,
+    vf_config: str | None,
     once: bool,
     verbose: bool,
 ) -> None:
@@ -145,13 +179,30 @@ def agent(
             interval,
             heartbeat_every=heartbeat_every,
         )
-        if once:
-            the_agent.run_once()
-        else:
-            _run_until_signalled(the_agent)
+        reconciler = None
+        if hypervisor_uri != "none":
+            uri = hypervisor_uri
+            reconciler = Reconciler(
+                api,
+                the_agent.host_name,
+                lambda: open_connection(uri),
+                the_agent.latest_report,
+                _vf_backend(vf_config, root),
+            )
+        try:
+            if once:
+                the_agent.run_once()
+                if reconciler is not None:
+                    for failure in Agent.reconcile(reconciler):
+                        log.warning("%s", failure)
+            else:
+                _run_until_signalled(the_agent, reconciler)
+        finally:
+            if reconciler is not None:
+                reconciler.close()
 
 
-def _run_until_signalled(the_agent: Agent) -> None:
+def _run_until_signalled(the_agent: Agent, reconciler: Reconciler | None) -> None:
     """Run the loop until SIGTERM or SIGINT; the signal only sets the stop event, so the loop ends
     between two requests and logs that it stopped."""
     stop = threading.Event()
@@ -161,7 +212,7 @@ def _run_until_signalled(the_agent: Agent) -> None:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        the_agent.run(stop)
+        the_agent.run(stop, reconciler)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

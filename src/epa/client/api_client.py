@@ -288,3 +288,41 @@ class ApiClient:
     def explain(self, flavor: str, ports: Sequence[Mapping[str, Any]] = (), limit: int = 20) -> JsonObject:
         body = {"flavor": flavor, "ports": [dict(p) for p in ports], "limit": limit}
         return self._object("POST", "/v1/scheduler/explain", body)
+
+    # -- provisioning (the agent's side of servers) --------------------------------------------------
+
+    def host_servers(self, host: str) -> list[JsonObject]:
+        """Every server placed on ``host`` that is not deleted: what its agent must make real."""
+        return self._list(f"/v1/hosts/{_segment(host)}/servers", "servers")
+
+    def post_server_state(
+        self,
+        server_id: str,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        domain_uuid: str | None = None,
+        domain_state: str | None = None,
+        domain_xml: str | None = None,
+    ) -> JsonObject:
+        """Report what the agent made of a server: a new ``status`` (``error`` releases its devices;
+        None leaves the status as it is) and the domain as libvirt shows it."""
+        body = {
+            "status": status,
+            "reason": reason,
+            "domain_uuid": domain_uuid,
+            "domain_state": domain_state,
+            "domain_xml": domain_xml,
+        }
+        return self._object("POST", f"/v1/servers/{_segment(server_id)}/state", body)
+
+    def post_released(self, server_id: str) -> JsonObject | None:
+        """A ``deleting`` server is gone from its host: its devices go back to the pool."""
+        answer = self._request("POST", f"/v1/servers/{_segment(server_id)}/released")
+        return answer if isinstance(answer, dict) else None
+
+    def stop_server(self, server_id: str) -> JsonObject:
+        return self._object("POST", f"/v1/servers/{_segment(server_id)}/stop")
+
+    def start_server(self, server_id: str) -> JsonObject:
+        return self._object("POST", f"/v1/servers/{_segment(server_id)}/start")

@@ -99,7 +99,10 @@ def get_host(db: Database, name: str) -> HostRecord:
 def set_host_enabled(db: Database, name: str, enabled: bool) -> HostRecord:
     with db.transaction() as session:
         row = _host_row(session, name, for_update=True)
-        row.enabled = enabled
+        if row.enabled != enabled:
+            row.enabled = enabled
+            # Schedulers in every API process reload a host whose claim generation moved.
+            row.claim_generation += 1
         session.flush()
         return _records(session, [row], only=row.id)[0]
 

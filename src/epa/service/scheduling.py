@@ -140,10 +140,17 @@ class SchedulingService:
         with self._lock:
             self.counters.creates += 1
             self.refresh()
+            fresh = False
             for _ in range(self.config.max_attempts):
                 started = time.perf_counter()
                 selection = self.scheduler.select(request, self.clock())
                 self.counters.observe(time.perf_counter() - started)
+                if not selection.ranked and not fresh:
+                    # The view may be up to refresh_seconds old (a host enabled or reported just now):
+                    # never refuse on it; look again at the database first.
+                    self.refresh(force=True)
+                    fresh = True
+                    continue
                 if not selection.ranked:
                     why = self.scheduler.why_not(request, self.clock())
                     self.counters.no_valid_host += 1
@@ -154,6 +161,7 @@ class SchedulingService:
                         self.counters.scheduled += 1
                         return record
                 self.refresh(force=True)
+                fresh = True
             return record_unscheduled(
                 self.db, server, f"gave up after {self.config.max_attempts} rounds of conflicting claims"
             )

@@ -1,0 +1,395 @@
+"""Make a host's libvirt domains what the API says its servers should be, level-triggered: each pass
+reads the desired state (the API's servers on this host) and the actual one (libvirt's domains) and
+acts on the difference, so an agent restarted at any point converges. One log line per action.
+
+Rules by server status: ``scheduled``/``building`` are built (VFs configured, unmanaged devices
+detached, domain defined and started) and reported ``active``; ``active`` must run, ``stopped`` must
+be defined and not run; ``deleting`` is torn down (domain, VF settings, detached devices) and reported
+released; ``error`` has no domain. A domain whose EPA metadata names a server the API does not list is
+removed; a domain without EPA metadata is never touched, but its devices are never given to a server.
+A failed build is undone completely and reported as ``error``, which releases the devices."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from epa.agent.domain_build import Devices, ServerPlan, domain_name, domain_type_for, plan_server, plan_teardown
+from epa.client import JsonObject
+from epa.domain.address import PciAddress
+from epa.domain.host import HostReport, NumaCell
+from epa.errors import EpaError, Forbidden, LibvirtError, ServiceUnavailable, Unauthorized
+from epa.hostnet.vf import VfConfig
+from epa.libvirt_client import LibvirtConnection
+from epa.virt import InvalidDomainXml, build_domain_xml, parse_domain_devices, parse_domain_metadata
+from epa.virt import parse_macvtap_netdevs as macvtap_netdevs
+
+log = logging.getLogger("epa.agent.reconcile")
+
+# Errors that are not this server's fault: stop the pass, the agent's loop backs off or ends.
+_FATAL = (Unauthorized, Forbidden, ServiceUnavailable)
+_STARTABLE = frozenset({"shutoff", "crashed"})
+_GOING = frozenset({"deleting", "error"})
+_MAX_REASON = 4000  # the API keeps at most 4096 characters of a status reason
+
+VfBackend = Callable[[VfConfig], object]
+
+
+class ServerApi(Protocol):
+    """The routes the reconciler uses (``epa.client.ApiClient`` has them)."""
+
+    def host_servers(self, host: str) -> list[JsonObject]: ...
+
+    def post_server_state(
+        self,
+        server_id: str,
+        *,
+        status: str | None = None,
+        reason: str | None = None,
+        domain_uuid: str | None = None,
+        domain_state: str | None = None,
+        domain_xml: str | None = None,
+    ) -> JsonObject: ...
+
+    def post_released(self, server_id: str) -> JsonObject | None: ...
+
+
+class DeviceInUse(EpaError):
+    """Another domain on the host holds the device; ``addresses`` are the server's devices concerned,
+    which a failed build must leave as they are."""
+
+    code = "device_in_use"
+
+    def __init__(self, message: str, addresses: Iterable[PciAddress]) -> None:
+        super().__init__(message)
+        self.addresses = frozenset(addresses)
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """A domain on the host as the pass saw it, with what it uses and whose it is (None: not EPA's)."""
+
+    name: str
+    state: str
+    server_id: str | None
+    addresses: frozenset[PciAddress]
+    netdevs: frozenset[str]
+
+
+@dataclass
+class Summary:
+    """What one pass did: ``actions`` one line each, ``failures`` per server that could not be handled."""
+
+    servers: int = 0
+    domains: int = 0
+    actions: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    """Reconciles host ``host_name``'s servers. ``connect`` opens the hypervisor connection (kept open
+    between passes, reopened after a failure to list domains); ``view`` gives the host's classified
+    devices and NUMA cells; ``vf_backend`` applies one VF's settings (None: VFs are not configured)."""
+
+    def __init__(
+        self,
+        client: ServerApi,
+        host_name: str,
+        connect: Callable[[], LibvirtConnection],
+        view: Callable[[], HostReport],
+        vf_backend: VfBackend | None,
+    ) -> None:
+        self.client = client
+        self.host_name = host_name
+        self.connect = connect
+        self.view = view
+        self.vf_backend = vf_backend
+        self._conn: LibvirtConnection | None = None
+        self._summary = Summary()
+        self._removed: set[str] = set()
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    # -- one pass ------------------------------------------------------------------------------
+
+    def reconcile_once(self) -> Summary:
+        """One pass over every server of the host and every domain on it. Raises when the API or the
+        hypervisor cannot be read at all; a failure with one server is logged and counted.
+
+        Removals go first (deleting and error servers, orphan domains), so that what they held is free
+        by the time a server that now holds it is built."""
+        self._summary = summary = Summary()
+        servers = self.client.host_servers(self.host_name)
+        report = self.view()
+        devices = {c.device.address: c for c in report.devices}
+        conn = self._connection()
+        domains = self._domains(conn, devices)
+        summary.servers, summary.domains = len(servers), len(domains)
+        self._removed = set()
+        going = [s for s in servers if s.get("status") in _GOING]
+        for server in going:
+            self._guarded(server, partial(self._server, conn, server, devices, report.numa_cells, domains))
+        known = {s.get("id") for s in servers}
+        for domain in domains:
+            if domain.server_id is not None and domain.server_id not in known:
+                self._guarded(
+                    None, partial(self._remove, conn, domain, f"its server {domain.server_id} is not on this host")
+                )
+        left = [d for d in domains if d.name not in self._removed]
+        for server in servers:
+            if server.get("status") not in _GOING:
+                self._guarded(server, partial(self._server, conn, server, devices, report.numa_cells, left))
+        return summary
+
+    def _guarded(self, server: JsonObject | None, action: Callable[[], None]) -> None:
+        """Run ``action``; an EPA error is logged and counted, and the pass goes on (the next retries)."""
+        try:
+            action()
+        except _FATAL:
+            raise
+        except EpaError as e:
+            what = "orphan domain" if server is None else f"server {server.get('name')!r} ({server.get('id')})"
+            self._summary.failures.append(f"{what}: {e}")
+            log.error("%s: %s", what, e)
+
+    def _did(self, action: str, level: int = logging.INFO) -> None:
+        self._summary.actions.append(action)
+        log.log(level, "%s", action)
+
+    def _connection(self) -> LibvirtConnection:
+        if self._conn is None:
+            self._conn = self.connect()
+        return self._conn
+
+    def _domains(self, conn: LibvirtConnection, devices: Devices) -> list[Domain]:
+        try:
+            listed = conn.list_domains()
+        except LibvirtError:
+            # The connection may be dead (libvirtd restarted): open a new one next pass.
+            dead, self._conn = self._conn, None
+            if dead is not None:
+                with contextlib.suppress(LibvirtError):
+                    dead.close()
+            raise
+        by_netdev = {c.device.netdev: a for a, c in devices.items() if c.device.netdev is not None}
+        out = []
+        for name, _uuid, state in listed:
+            try:
+                xml = conn.domain_xml(name)
+            except LibvirtError:
+                if conn.domain_state(name) is None:
+                    continue  # undefined since the listing
+                raise
+            try:
+                meta = parse_domain_metadata(xml)
+                addresses = parse_domain_devices(xml)
+                netdevs = macvtap_netdevs(xml)
+            except InvalidDomainXml as e:
+                log.warning("domain %s: cannot read what it uses (%s)", name, e)
+                continue
+            # A macvtap port uses its VF as much as a passthrough does.
+            addresses |= {by_netdev[n] for n in netdevs if n in by_netdev}
+            server_id = meta.server_id if meta is not None else None
+            out.append(Domain(name, state, server_id, frozenset(addresses), frozenset(netdevs)))
+        return out
+
+    # -- one server ----------------------------------------------------------------------------
+
+    def _server(
+        self,
+        conn: LibvirtConnection,
+        server: JsonObject,
+        devices: Devices,
+        cells: Sequence[NumaCell],
+        domains: Sequence[Domain],
+    ) -> None:
+        status = server.get("status")
+        server_id = str(server.get("id"))
+        name = domain_name(server)
+        own = [d for d in domains if d.name == name or d.server_id == server_id]
+        ours = next((d for d in own if d.name == name), None)
+        if status in ("scheduled", "building"):
+            if status == "scheduled":
+                self.client.post_server_state(server_id, status="building")
+                self._did(f"server {server['name']}: building")
+            self._build(conn, server, devices, cells, domains, start=True, then="active")
+        elif status == "active":
+            if ours is None:
+                self._did(f"server {server['name']}: domain {name} is missing; building it again")
+                if not self._build(conn, server, devices, cells, domains, start=True, then=None):
+                    return
+            elif ours.state in _STARTABLE:
+                conn.start_domain(name)
+                self._did(f"server {server['name']}: started domain {name} (it was {ours.state})")
+            self._report(conn, server, name)
+        elif status == "stopped":
+            if ours is None:
+                self._did(f"server {server['name']}: domain {name} is missing; defining it again")
+                if not self._build(conn, server, devices, cells, domains, start=False, then=None):
+                    return
+            elif ours.state not in _STARTABLE:
+                conn.destroy_domain(name)
+                self._did(f"server {server['name']}: stopped domain {name}")
+            self._report(conn, server, name)
+        elif status == "deleting":
+            self._remove_domains(conn, own, server, "is deleted")
+            self._give_back(conn, server, devices, skip=frozenset())
+            self.client.post_released(server_id)
+            self._did(f"server {server['name']}: released")
+        elif status == "error":
+            self._remove_domains(conn, own, server, "is in error")
+
+    def _build(
+        self,
+        conn: LibvirtConnection,
+        server: JsonObject,
+        devices: Devices,
+        cells: Sequence[NumaCell],
+        domains: Sequence[Domain],
+        *,
+        start: bool,
+        then: str | None,
+    ) -> bool:
+        """Make the server's domain; on any failure undo everything and report ``error``. True when built."""
+        server_id = str(server["id"])
+        name = domain_name(server)
+        try:
+            plan = plan_server(server, devices, cells, domain_type_for(conn.uri))
+            self._check_free(plan, server_id, domains, devices)
+            for config in plan.vf_configs:
+                self._configure_vf(config)
+            for address in plan.detach:
+                conn.node_device_detach(address)
+                self._did(f"server {server['name']}: detached {address} from its host driver")
+            domain_uuid = conn.define_domain(build_domain_xml(plan.spec))
+            if start:
+                conn.start_domain(name)
+        except _FATAL:
+            raise
+        except EpaError as e:
+            skip = e.addresses if isinstance(e, DeviceInUse) else frozenset()
+            self._fail(conn, server, devices, str(e), skip=skip)
+            return False
+        self._did(f"server {server['name']}: domain {name} {'defined and started' if start else 'defined'}")
+        state, xml = conn.domain_state(name), conn.domain_xml(name)
+        self.client.post_server_state(
+            server_id, status=then, domain_uuid=domain_uuid, domain_state=state, domain_xml=xml
+        )
+        if then is not None:
+            self._did(f"server {server['name']}: {then}")
+        return True
+
+    def _check_free(self, plan: ServerPlan, server_id: str, domains: Sequence[Domain], devices: Devices) -> None:
+        """Raise :class:`DeviceInUse` naming the device and the domain when another domain already holds
+        one of the server's devices, the PF of one of its VFs or a VF of one of its PFs."""
+        for domain in domains:
+            if domain.name == plan.spec.name or domain.server_id == server_id:
+                continue
+            for address in sorted(plan.addresses):
+                clash = _related(address, devices) & domain.addresses
+                if clash:
+                    held = min(clash)
+                    how = "" if held == address else f" (through {held})"
+                    raise DeviceInUse(f"device {address} is already used by domain {domain.name!r}{how}", {address})
+            netdevs = plan.netdevs & domain.netdevs
+            if netdevs:
+                netdev = min(netdevs)
+                used = {a for a, c in devices.items() if c.device.netdev == netdev}
+                raise DeviceInUse(f"netdev {netdev} is already used by domain {domain.name!r} (macvtap)", used)
+
+    def _configure_vf(self, config: VfConfig) -> None:
+        if self.vf_backend is None:
+            return
+        self.vf_backend(config)
+        self._did(f"configured {config.pf_ifname} VF {config.vf_index}: " + _vf_text(config))
+
+    def _fail(
+        self, conn: LibvirtConnection, server: JsonObject, devices: Devices, reason: str, skip: Iterable[PciAddress]
+    ) -> None:
+        name = domain_name(server)
+        conn.destroy_domain(name)
+        conn.undefine_domain(name)
+        self._give_back(conn, server, devices, skip=frozenset(skip))
+        self.client.post_server_state(str(server["id"]), status="error", reason=reason[:_MAX_REASON])
+        self._did(f"server {server['name']}: error: {reason}", logging.ERROR)
+
+    def _remove_domains(self, conn: LibvirtConnection, own: Iterable[Domain], server: JsonObject, why: str) -> None:
+        for domain in own:
+            self._remove(conn, domain, f"server {server['name']} {why}")
+
+    def _remove(self, conn: LibvirtConnection, domain: Domain, why: str) -> None:
+        conn.destroy_domain(domain.name)
+        conn.undefine_domain(domain.name)
+        self._removed.add(domain.name)
+        self._did(f"removed domain {domain.name} ({why})")
+
+    def _give_back(
+        self, conn: LibvirtConnection, server: JsonObject, devices: Devices, skip: frozenset[PciAddress]
+    ) -> None:
+        """Reset the server's VFs and reattach its unmanaged devices, going on past failures: what one
+        device refuses must not keep the others (or the release) back."""
+        teardown, warnings = plan_teardown(server, devices)
+        for warning in warnings:
+            log.warning("%s", warning)
+        if self.vf_backend is not None:
+            for address, config in teardown.vf_resets:
+                if address in skip:
+                    continue
+                try:
+                    self.vf_backend(config)
+                except _FATAL:
+                    raise
+                except EpaError as e:
+                    log.warning(
+                        "server %s: cannot reset %s VF %d: %s", server.get("name"), config.pf_ifname, config.vf_index, e
+                    )
+                    continue
+                self._did(f"server {server['name']}: reset {config.pf_ifname} VF {config.vf_index}")
+        for address in teardown.reattach:
+            if address in skip:
+                continue
+            try:
+                conn.node_device_reattach(address)
+            except LibvirtError as e:
+                log.warning("server %s: cannot reattach %s: %s", server.get("name"), address, e)
+                continue
+            self._did(f"server {server['name']}: reattached {address} to its host driver")
+
+    def _report(self, conn: LibvirtConnection, server: JsonObject, name: str) -> None:
+        """Post the domain's state and XML when they differ from what the API last heard."""
+        state = conn.domain_state(name)
+        xml = conn.domain_xml(name) if state is not None else None
+        if state == server.get("domain_state") and xml == server.get("domain_xml"):
+            return
+        self.client.post_server_state(str(server["id"]), domain_state=state, domain_xml=xml)
+        self._did(f"server {server['name']}: domain {name} is {state}")
+
+
+def _related(address: PciAddress, devices: Devices) -> set[PciAddress]:
+    """``address`` with its PF or its VFs: a PF and its VFs are never used at the same time."""
+    device = devices.get(address)
+    if device is None:
+        return {address}
+    parent = device.device.parent_addr
+    return {address, *device.device.vf_addrs, *([parent] if parent is not None else [])}
+
+
+def _vf_text(config: VfConfig) -> str:
+    parts: list[str] = []
+    fields: Mapping[str, Any] = {
+        "mac": config.mac,
+        "vlan": config.vlan,
+        "trust": config.trusted,
+        "spoofchk": config.spoofchk,
+    }
+    for key, value in fields.items():
+        if value is not None:
+            parts.append(f"{key} {('on' if value else 'off') if isinstance(value, bool) else value}")
+    return ", ".join(parts)
