@@ -165,3 +165,28 @@ def test_ranking_is_lazy_but_complete() -> None:
     assert len(ranked) == 300
     keys = [(-score, name) for name, score in ranked]
     assert keys == sorted(keys)  # best score first, ties by name, across every chunk
+
+
+def test_ties_stop_the_scan_once_the_alternates_are_found() -> None:
+    s = Scheduler(SchedulerConfig(alternates=3))
+    s.load([plain_host(f"h{i:03d}", 20000) for i in range(50)])
+    selection = s.select(req(), NOW)
+    assert [r.placement.host for r in selection.ranked] == ["h000", "h001", "h002"]
+    assert selection.evaluated == 3
+
+
+def test_a_salt_spreads_picks_over_equivalent_devices(tmp_path: Path) -> None:
+    host = host_state(nfv_host(), tmp_path, SPECS)
+    picks = set()
+    for salt in range(1, 30):
+        s = Scheduler(SchedulerConfig(salt=salt))
+        s.load([host])
+        first = s.select(req(qat=1, policy=NumaPolicy.REQUIRED), NOW).ranked[0].placement
+        again = s.select(req(qat=1, policy=NumaPolicy.REQUIRED), NOW).ranked[0].placement
+        assert first == again  # one salt, one choice
+        picks.add(first.all_devices)
+    assert len(picks) > 5
+    unsalted = Scheduler()
+    unsalted.load([host])
+    (vf,) = unsalted.select(req(qat=1, policy=NumaPolicy.REQUIRED), NOW).ranked[0].placement.all_devices
+    assert vf == min(a for a, slot in host.free.items() if slot.product_id == "37c9" and slot.numa_node == 0)

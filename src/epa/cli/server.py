@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import click
@@ -75,9 +76,20 @@ def server() -> None:
     help="A network port; repeatable. Extra keys: trusted=true, vlan=N, mac=M.",
 )
 @click.option("--dry-run", is_flag=True, help="Claim nothing: show where it would go and why other hosts would not.")
+@click.option("--wait", is_flag=True, help="Wait until the host's agent has it active (or it failed).")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True, help="Seconds, with --wait.")
 @json_option
 @with_client
-def create_server(api: ApiClient, name: str, flavor: str, ports: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+def create_server(
+    api: ApiClient,
+    name: str,
+    flavor: str,
+    ports: tuple[str, ...],
+    dry_run: bool,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
     """Create a server: the scheduler picks a host and devices and claims them atomically."""
     port_bodies = _ports(ports)
     if dry_run:
@@ -88,12 +100,47 @@ def create_server(api: ApiClient, name: str, flavor: str, ports: tuple[str, ...]
             click.echo(explain_text(answer))
         return
     created = api.create_server(name, flavor, port_bodies)
+    if wait and created.get("status") != "error":
+        created = wait_for_status(api, str(created["id"]), {"active", "error"}, timeout, quiet=as_json)
     if as_json:
         echo_json(created)
     elif created.get("status") != "error":
         click.echo(render(SERVER_HEADERS, [server_row(created)]))
     if created.get("status") == "error":
         raise ServerFailed(f"server {name} ({created.get('id')}): {created.get('status_reason')}")
+
+
+def wait_for_status(api: ApiClient, server_id: str, done: set[str], timeout: float, quiet: bool = False) -> Any:
+    """Poll the server until its status is in ``done``, showing each change on stderr."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        current = api.get_server(server_id)
+        status = current.get("status")
+        if status != last and not quiet:
+            click.echo(f"  {server_id[:8]}: {status}", err=True)
+            last = status
+        if status in done:
+            return current
+        if time.monotonic() >= deadline:
+            raise ServerFailed(f"server {server_id}: still {status} after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+@server.command("stop")
+@click.argument("server_id")
+@with_client
+def stop_server(api: ApiClient, server_id: str) -> None:
+    """Stop a server (its host's agent shuts the domain down; the devices stay claimed)."""
+    click.echo(f"server {server_id}: {api.stop_server(server_id).get('status')}")
+
+
+@server.command("start")
+@click.argument("server_id")
+@with_client
+def start_server(api: ApiClient, server_id: str) -> None:
+    """Start a stopped server."""
+    click.echo(f"server {server_id}: {api.start_server(server_id).get('status')}")
 
 
 @server.command("list")
@@ -139,8 +186,13 @@ def show_server(api: ApiClient, server_id: str, as_json: bool) -> None:
 
 @server.command("delete")
 @click.argument("server_id")
+@click.option("--force", is_flag=True, help="Release at once, without the host's agent (the host is gone for good).")
+@click.option("--wait", is_flag=True, help="Wait until the agent has torn it down and the devices are back.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True, help="Seconds, with --wait.")
 @with_client
-def delete_server(api: ApiClient, server_id: str) -> None:
-    """Delete a server and release its devices."""
-    api.delete_server(server_id)
-    click.echo(f"deleted server {server_id}")
+def delete_server(api: ApiClient, server_id: str, force: bool, wait: bool, timeout: float) -> None:
+    """Delete a server: its agent destroys the domain, resets the VFs, and the devices return."""
+    status = api.delete_server(server_id, force=force).get("status")
+    if wait and status != "deleted":
+        status = wait_for_status(api, server_id, {"deleted"}, timeout).get("status")
+    click.echo(f"server {server_id}: {status}")

@@ -282,8 +282,9 @@ class ApiClient:
     def get_server(self, server_id: str) -> JsonObject:
         return self._object("GET", f"/v1/servers/{_segment(server_id)}")
 
-    def delete_server(self, server_id: str) -> None:
-        self._request("DELETE", f"/v1/servers/{_segment(server_id)}")
+    def delete_server(self, server_id: str, force: bool = False) -> JsonObject:
+        suffix = "?force=true" if force else ""
+        return self._object("DELETE", f"/v1/servers/{_segment(server_id)}{suffix}")
 
     def explain(self, flavor: str, ports: Sequence[Mapping[str, Any]] = (), limit: int = 20) -> JsonObject:
         body = {"flavor": flavor, "ports": [dict(p) for p in ports], "limit": limit}

@@ -6,6 +6,7 @@ database that cannot be reached or is locked is ``ServiceUnavailable``."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class Database:
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(engine.execution_options(**{_READONLY: True}), expire_on_commit=False)
+        self._write_gate = threading.RLock()
 
     @classmethod
     def connect(cls, url: str) -> Database:
@@ -137,7 +139,11 @@ class Database:
 
         ``readonly`` lets SQLite run it beside a writer instead of waiting for the write lock."""
         factory = self._read_sessions if readonly else self._sessions
-        with translate_errors("database transaction"), factory.begin() as session:
+        # SQLite lets one writer in at a time and makes the others poll in its busy handler, which is
+        # unfair: a thread can wait seconds while others get in. Writers of this process queue on a
+        # lock instead (FIFO-ish, no polling); busy_timeout still arbitrates between processes.
+        gate = self._write_gate if not readonly and self.dialect == "sqlite" else contextlib.nullcontext()
+        with gate, translate_errors("database transaction"), factory.begin() as session:
             yield session
 
     def lock(self, session: Session, key: int) -> None:

@@ -7,6 +7,7 @@ the devices a greedy pick per request in a few request orders (at most ``MAX_ORD
 from __future__ import annotations
 
 import itertools
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -76,9 +77,10 @@ def _split(total: int, parts: int) -> list[int]:
 class _Picker:
     """Greedy device choice for one cell combination and one order of the requests."""
 
-    def __init__(self, host: HostState, nodes: set[int]) -> None:
+    def __init__(self, host: HostState, nodes: set[int], salt: int = 0) -> None:
         self.host = host
         self.nodes = nodes
+        self.salt = salt
         self.taken: set[PciAddress] = set()
         self.whole_pfs: set[PciAddress] = set()
         self.split_here: dict[PciAddress, int] = {}
@@ -102,13 +104,22 @@ class _Picker:
         split = self.host.vfs_in_use.get(parent, 0) + self.split_here.get(parent, 0)
         return (affine, 0 if split else 1, pool.count)
 
+    def _offset(self, pool: Pool) -> int:
+        """Which of a pool's equivalent devices to take. Salt 0: the lowest address. Another salt (one per
+        API process) spreads processes over the pool, so that two of them scheduling from the same view
+        rarely race for the same VF; the same salt always gives the same choice."""
+        if not self.salt:
+            return 0
+        return zlib.crc32(f"{self.salt}/{self.host.name}/{pool.key}".encode())
+
     def pick(self, pools: list[Pool], count: int) -> list[PciAddress] | None:
         out: list[PciAddress] = []
         for _ in range(count):
             chosen: Slot | None = None
             for pool in sorted(pools, key=lambda p: (self._rank(p), p.slots[0].address)):
-                chosen = next((s for s in pool.slots if self._usable(s)), None)
-                if chosen is not None:
+                usable = [s for s in pool.slots if self._usable(s)]
+                if usable:
+                    chosen = usable[self._offset(pool) % len(usable)]
                     break
             if chosen is None:
                 return None
@@ -124,7 +135,11 @@ class _Picker:
 
 
 def _assign(
-    host: HostState, requests: Sequence[DeviceRequest], eligible: Sequence[list[Pool]], nodes: tuple[int, ...]
+    host: HostState,
+    requests: Sequence[DeviceRequest],
+    eligible: Sequence[list[Pool]],
+    nodes: tuple[int, ...],
+    salt: int = 0,
 ) -> tuple[tuple[tuple[PciAddress, ...], ...], int] | str:
     """Devices for every request on these guest nodes, or the reason there are none."""
     node_set = set(nodes)
@@ -143,7 +158,7 @@ def _assign(
     first = sorted(range(len(requests)), key=lambda i: sum(p.count for p in allowed[i]) - requests[i].count)
     orders = itertools.islice(itertools.chain([tuple(first)], itertools.permutations(range(len(requests)))), MAX_ORDERS)
     for order in orders:
-        picker = _Picker(host, node_set)
+        picker = _Picker(host, node_set, salt)
         chosen: dict[int, list[PciAddress]] = {}
         for i in order:
             got = picker.pick(allowed[i], requests[i].count)
@@ -169,7 +184,13 @@ def eligible_pools(host: HostState, request: ServerRequest) -> list[list[Pool]]:
 
 
 def fit(
-    host: HostState, request: ServerRequest, *, now: float, alive_seconds: float, spread: bool = True
+    host: HostState,
+    request: ServerRequest,
+    *,
+    now: float,
+    alive_seconds: float,
+    spread: bool = True,
+    salt: int = 0,
 ) -> Placement | Rejection:
     """Place ``request`` on ``host`` or say, in words, why it cannot go there."""
     name = host.name
@@ -212,7 +233,7 @@ def fit(
         if short is not None:
             reasons.append(short)
             continue
-        result = _assign(host, request.devices, eligible, combo)
+        result = _assign(host, request.devices, eligible, combo, salt)
         if isinstance(result, str):
             reasons.append(result)
             continue

@@ -21,6 +21,9 @@ class SchedulerConfig:
     alive_seconds: float = 300.0
     # How many ranked placements ``select`` returns: the choice and the alternates a claim falls back on.
     alternates: int = 3
+    # Which of equivalent free devices to take (see fit._Picker): 0 takes the lowest address; the API
+    # gives each process its own salt so that processes sharing a database rarely pick the same VF.
+    salt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,10 @@ class Scheduler:
             host.take(placement.all_devices, placement.cpus_by_node, placement.memory_by_node)
             self.index.upsert(host)
 
+    def _fit(self, host: HostState, request: ServerRequest, now: float) -> Placement | Rejection:
+        c = self.config
+        return fit(host, request, now=now, alive_seconds=c.alive_seconds, spread=c.weigh.spread, salt=c.salt)
+
     def select(self, request: ServerRequest, now: float, limit: int | None = None) -> Selection:
         """The best ``limit`` placements (default: the configured alternates), best first.
 
@@ -85,16 +92,12 @@ class Scheduler:
         found: list[Ranked] = []
         evaluated = 0
         for name, base in self.index.ranked(request, now, self.config.alive_seconds, self.config.weigh):
-            if len(found) >= want and base < found[-1].score:
-                break
+            if len(found) >= want and (
+                base < found[-1].score or (base == found[-1].score and name > found[-1].placement.host)
+            ):
+                break  # ties come in name order, and a placement never scores above its host
             evaluated += 1
-            result = fit(
-                self.hosts[name],
-                request,
-                now=now,
-                alive_seconds=self.config.alive_seconds,
-                spread=self.config.weigh.spread,
-            )
+            result = self._fit(self.hosts[name], request, now)
             if isinstance(result, Placement):
                 found.append(Ranked(result, placement_score(base, result, request, self.config.weigh)))
                 found.sort(key=lambda r: (-r.score, r.placement.host))
@@ -108,13 +111,7 @@ class Scheduler:
         reasons = Counter(found.failed)
         rows = found.rows[:examine].tolist()
         for row in rows:
-            result = fit(
-                self.hosts[self.index.names[row]],
-                request,
-                now=now,
-                alive_seconds=self.config.alive_seconds,
-                spread=self.config.weigh.spread,
-            )
+            result = self._fit(self.hosts[self.index.names[row]], request, now)
             if isinstance(result, Rejection):
                 reasons[result.reason] += 1
         if not reasons:
@@ -134,9 +131,7 @@ class Scheduler:
         rejected: list[Rejection] = []
         for name in sorted(self.hosts):
             host = self.hosts[name]
-            result = fit(
-                host, request, now=now, alive_seconds=self.config.alive_seconds, spread=self.config.weigh.spread
-            )
+            result = self._fit(host, request, now)
             if isinstance(result, Rejection):
                 rejected.append(result)
                 continue

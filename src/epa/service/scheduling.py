@@ -8,7 +8,9 @@ retry: the claim itself re-checks everything under the host's row lock."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -82,7 +84,12 @@ class SchedulingService:
         self.db = db
         self.config = config or ServiceConfig()
         self.clock = clock
-        self.scheduler = Scheduler(self.config.scheduler)
+        scheduler_config = self.config.scheduler
+        if scheduler_config.salt == 0:
+            # Its own salt for each API process: processes sharing a database then pick different ones
+            # of equivalent free devices and rarely collide on a claim (scheduler.fit).
+            scheduler_config = dataclasses.replace(scheduler_config, salt=secrets.randbelow(2**31 - 1) + 1)
+        self.scheduler = Scheduler(scheduler_config)
         self.counters = Counters()
         self._versions: dict[str, tuple[int, int]] = {}
         self._refreshed_at = -math.inf
