@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from epa.client import ApiClient
-from epa.errors import EpaError, Forbidden
+from epa.errors import Forbidden
 from epa.simulate.hosts import nfv_host, no_numa_host
 from epa.simulate.sysfs_tree import render_sysfs
-from support.procs import Processes, free_port, wait_for
+from support.procs import Processes, start_serve, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -63,35 +63,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     env.pop("EPA_TOKEN", None)
     (tmp_path / "proc").mkdir()
     (tmp_path / "proc" / "meminfo").write_text("MemTotal:       16384000 kB\n")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     procs = Processes()
     try:
-        server = procs.start(
-            [
-                *EPA,
-                "serve",
-                "--db",
-                str(tmp_path / "epa.db"),
-                "--port",
-                str(port),
-                "--data-dir",
-                str(tmp_path),
-            ],
-            tmp_path / "serve.log",
-            env,
-        )
-
-        def healthy() -> bool | None:
-            if server.poll() is not None:
-                pytest.fail(f"epa serve exited with {server.returncode}:\n{(tmp_path / 'serve.log').read_text()}")
-            try:
-                with ApiClient(url, None, timeout=1.0) as c:
-                    return c.health().get("status") == "ok" or None
-            except EpaError:
-                return None
-
-        wait_for("epa serve to answer /healthz", healthy)
+        url = start_serve(procs, tmp_path / "serve.log", env, ["--db", str(tmp_path / "epa.db")], tmp_path)
         admin = (tmp_path / "admin-token").read_text().strip()
         assert oct((tmp_path / "admin-token").stat().st_mode & 0o777) == "0o600"
         yield Cluster(url, admin, env, tmp_path, procs)

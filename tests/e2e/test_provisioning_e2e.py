@@ -21,14 +21,13 @@ import pytest
 
 from epa.client import ApiClient
 from epa.domain.address import PciAddress
-from epa.errors import EpaError
 from epa.hostnet.simulated import SimVf, lock_path, read_vf_states
 from epa.simulate.hosts import nfv_host, no_numa_host
 from epa.simulate.libvirt_node import write_node_xml
 from epa.simulate.model import SimHost
 from epa.simulate.sysfs_tree import render_sysfs
 from epa.virt import parse_domain_devices
-from support.procs import Processes, free_port, wait_for
+from support.procs import Processes, start_serve, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -115,23 +114,9 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     for name, host in hosts.items():
         render_sysfs(host, tmp_path / f"{name}-sys")
         write_node_xml(host, tmp_path / f"{name}-node.xml")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     procs = Processes()
     try:
-        args = [*EPA, "serve", "--db", str(tmp_path / "epa.db"), "--port", str(port), "--data-dir", str(tmp_path)]
-        server = procs.start(args, tmp_path / "serve.log", env)
-
-        def healthy() -> bool | None:
-            if server.poll() is not None:
-                pytest.fail(f"epa serve exited with {server.returncode}:\n{(tmp_path / 'serve.log').read_text()}")
-            try:
-                with ApiClient(url, None, timeout=1.0) as c:
-                    return c.health().get("status") == "ok" or None
-            except EpaError:
-                return None
-
-        wait_for("epa serve to answer /healthz", healthy)
+        url = start_serve(procs, tmp_path / "serve.log", env, ["--db", str(tmp_path / "epa.db")], tmp_path)
         admin = (tmp_path / "admin-token").read_text().strip()
         api = ApiClient(url, admin)
         procs_api = contextlib.closing(api)

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +16,7 @@ import sqlalchemy
 
 from epa.simulate.hosts import nfv_host
 from epa.simulate.sysfs_tree import render_sysfs
-from support.procs import Processes, free_port, wait_for
+from support.procs import Processes, start_serve
 from support.reports import report_body
 
 pytestmark = pytest.mark.slow
@@ -36,35 +34,7 @@ def api_urls(pg_url: str, tmp_path: Path) -> Iterator[list[str]]:
     urls = []
     try:
         for i in range(API_PROCESSES):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            proc = procs.start(
-                [
-                    sys.executable,
-                    "-m",
-                    "epa",
-                    "serve",
-                    "--database-url",
-                    pg_url,
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(tmp_path),
-                ],
-                tmp_path / f"serve-{i}.log",
-                env,
-            )
-
-            def healthy(proc: Any = proc, url: str = url, i: int = i) -> bool | None:
-                if proc.poll() is not None:
-                    pytest.fail(f"epa serve {i} exited:\n{(tmp_path / f'serve-{i}.log').read_text()}")
-                try:
-                    return httpx.get(f"{url}/healthz", timeout=1).status_code == 200 or None
-                except httpx.HTTPError:
-                    return None
-
-            wait_for(f"epa serve {i}", healthy)
-            urls.append(url)
+            urls.append(start_serve(procs, tmp_path / f"serve-{i}.log", env, ["--database-url", pg_url], tmp_path))
         yield urls
     finally:
         procs.stop_all()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 
 DEADLINE_S = 30.0
@@ -57,3 +59,23 @@ class Processes:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def start_serve(procs: Processes, log: Path, env: dict[str, str], db_args: list[str], data_dir: Path) -> str:
+    """Start `epa serve` on a free port with ``db_args`` (``--db FILE`` or ``--database-url URL``) and
+    wait until it answers /healthz; returns its URL. The admin token is in ``data_dir/admin-token``."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "epa", "serve", *db_args, "--port", str(port), "--data-dir", str(data_dir)]
+    server = procs.start(args, log, env)
+
+    def healthy() -> bool | None:
+        if server.poll() is not None:
+            pytest.fail(f"epa serve exited with {server.returncode}:\n{log.read_text()}")
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200 or None
+        except httpx.HTTPError:
+            return None
+
+    wait_for(f"epa serve ({log.name}) to answer /healthz", healthy)
+    return url

@@ -12,6 +12,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from epa.discovery.links import check_pf_vf_links
 from epa.discovery.pci_ids import PciIds
 from epa.discovery.result import ScanResult
 from epa.domain.address import PciAddress
@@ -322,21 +323,6 @@ def _attach_netdevs(
     return out
 
 
-def _check_links(devices: list[PciDevice], warnings: list[str]) -> None:
-    """PF and VF must agree: each VF's parent is a PF that lists it, and each listed VF is there."""
-    by_addr = {d.address: d for d in devices}
-    for d in devices:
-        if d.parent_addr is not None:
-            pf = by_addr.get(d.parent_addr)
-            if pf is None or pf.dev_type is not DevType.PF:
-                warnings.append(f"{d.address}: phys_function is {d.parent_addr}, which is not a PF here")
-            elif d.address not in pf.vf_addrs:
-                warnings.append(f"{d.address}: its PF {d.parent_addr} does not list it among its VFs")
-        for vf in d.vf_addrs:
-            if vf not in by_addr:
-                warnings.append(f"{d.address}: VF {vf} is listed but is not among the node devices")
-
-
 def devices_from_nodedev_xml(
     pci: list[tuple[str, str]], net: list[tuple[str, str]], names: PciIds | None
 ) -> tuple[list[PciDevice], list[str]]:
@@ -372,5 +358,5 @@ def devices_from_nodedev_xml(
         warnings.extend(node.warnings)
         devices.append(device)
     devices.sort(key=lambda d: d.address)
-    _check_links(devices, warnings)
+    check_pf_vf_links(devices, warnings, "phys_function is", "is not among the node devices")
     return devices, warnings

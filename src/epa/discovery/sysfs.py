@@ -11,6 +11,7 @@ import os
 import re
 from pathlib import Path
 
+from epa.discovery.links import check_pf_vf_links
 from epa.discovery.pci_ids import PciIds
 from epa.discovery.result import ScanResult
 from epa.discovery.sysfs_read import AttrReader
@@ -41,7 +42,7 @@ def scan_sysfs(root: Path = Path("/sys"), names: PciIds | None = None) -> ScanRe
         device = _read_function(devices_root, bus / entry, address, names, warnings)
         if device is not None:
             devices.append(device)
-    _check_links(devices, warnings)
+    check_pf_vf_links(devices, warnings, "physfn points to", "not present on the PCI bus")
     return ScanResult(source=f"sysfs:{root}", devices=tuple(devices), warnings=tuple(warnings))
 
 
@@ -166,18 +167,3 @@ def _read_function(
     )
     warnings.extend(mine)
     return device
-
-
-def _check_links(devices: list[PciDevice], warnings: list[str]) -> None:
-    """PF and VF links must agree: each VF's physfn is a PF that lists it, and vice versa."""
-    by_addr = {d.address: d for d in devices}
-    for d in devices:
-        if d.parent_addr is not None:
-            pf = by_addr.get(d.parent_addr)
-            if pf is None or pf.dev_type is not DevType.PF:
-                warnings.append(f"{d.address}: physfn points to {d.parent_addr}, which is not a PF here")
-            elif d.address not in pf.vf_addrs:
-                warnings.append(f"{d.address}: its PF {d.parent_addr} does not list it among its VFs")
-        for vf in d.vf_addrs:
-            if vf not in by_addr:
-                warnings.append(f"{d.address}: VF {vf} is listed but not present on the PCI bus")
