@@ -13,7 +13,7 @@ chunk if the caller asks for more; host names are looked up only for rows the ca
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,24 +171,28 @@ class HostIndex:
         failed: dict[str, int] = {}
         mask = self.present[:n].copy()
 
-        def test(passed: Bools, reason: str) -> None:
+        def test(passed: Bools, reason: Callable[[], str]) -> None:
+            # The reason is worded only when a host fails (most decisions never need the words).
             nonlocal mask
             lost = int(np.count_nonzero(mask & ~passed))
             if lost:
-                failed[reason] = failed.get(reason, 0) + lost
+                text = reason()
+                failed[text] = failed.get(text, 0) + lost
             mask &= passed
 
-        test(self.enabled[:n], "host is disabled")
+        test(self.enabled[:n], lambda: "host is disabled")
         with np.errstate(invalid="ignore"):
-            test((now - self.last_report[:n]) <= alive_seconds, "its agent is not reporting")
-        test(self.free_cpus[:n] >= request.vcpus, f"fewer than {request.vcpus} free vCPUs")
-        test(self.free_mem[:n] >= request.memory_mb, f"less than {request.memory_mb} MB free memory")
-        test(self.cells[:n] >= request.numa_nodes, f"fewer than {request.numa_nodes} NUMA nodes")
+            test((now - self.last_report[:n]) <= alive_seconds, lambda: "its agent is not reporting")
+        test(self.free_cpus[:n] >= request.vcpus, lambda: f"fewer than {request.vcpus} free vCPUs")
+        test(self.free_mem[:n] >= request.memory_mb, lambda: f"less than {request.memory_mb} MB free memory")
+        test(self.cells[:n] >= request.numa_nodes, lambda: f"fewer than {request.numa_nodes} NUMA nodes")
         for req in request.devices:
             bound = self._device_bound(req, request.numa_nodes, n)
             test(
                 bound >= req.count,
-                f"fewer than {req.count} free {req.describe()} ({req.label}, policy {req.numa_policy.value})",
+                lambda req=req: (  # type: ignore[misc]
+                    f"fewer than {req.count} free {req.describe()} ({req.label}, policy {req.numa_policy.value})"
+                ),
             )
         rows = np.flatnonzero(mask)
         total_mem = self.total_mem[rows].astype(np.float64)
