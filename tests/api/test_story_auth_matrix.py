@@ -7,7 +7,17 @@ import pytest
 
 from support.api_story import Api
 
-OPEN = {("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect")}
+OPEN = {
+    ("GET", "/healthz"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/metrics"),
+    # The dashboard's page and its static files are public; the data it shows needs the admin token.
+    ("GET", "/"),
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/static/{name}"),
+}
 
 # (method, route template, the concrete URL on host "a", body, allowed for host a's agent)
 ROUTES: list[tuple[str, str, str, object, bool]] = [

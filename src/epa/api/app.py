@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from epa import __version__
-from epa.api import errors
+from epa.api import errors, metrics
+from epa.api.dashboard import router as dashboard_router
 from epa.api.routes import alias, device, flavor, host, inventory, server
 from epa.inventory import Database
 from epa.service.scheduling import SchedulingService, ServiceConfig
@@ -30,4 +31,6 @@ def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
 
     for module in (host, inventory, device, alias, flavor, server):
         app.include_router(module.router)
+    app.include_router(dashboard_router)
+    metrics.install(app)
     return app

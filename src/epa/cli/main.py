@@ -9,6 +9,7 @@ import click
 from epa import __version__
 from epa.cli.agent_cmd import agent
 from epa.cli.alias import alias
+from epa.cli.demo import demo
 from epa.cli.device import device
 from epa.cli.discover import discover
 from epa.cli.flavor import flavor
@@ -35,6 +36,7 @@ cli.add_command(alias)
 cli.add_command(flavor)
 cli.add_command(serve)
 cli.add_command(server)
+cli.add_command(demo)
 
 
 def main(argv: list[str] | None = None) -> int:

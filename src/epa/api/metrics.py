@@ -1,0 +1,109 @@
+"""``GET /metrics``: Prometheus metrics of one app, in a registry of its own (never the process-wide
+default, so that several apps in one process - tests - keep separate numbers).
+
+Inventory gauges are read from the database at each scrape; the scheduling counters and the decision
+latency histogram come from the app's ``SchedulingService.counters``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from epa.inventory import Database
+from epa.inventory.metrics import inventory_stats
+from epa.service.scheduling import SchedulingService
+
+# Scheduling decisions take microseconds to tens of milliseconds; the tail is what matters.
+DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class InventoryCollector(Collector):
+    """Devices by host, dev_type and status; hosts total and enabled; seconds since each agent's report."""
+
+    def __init__(self, db: Database, service: SchedulingService) -> None:
+        self.db = db
+        self.service = service
+
+    def collect(self) -> Iterable[Metric]:
+        stats = inventory_stats(self.db)
+        devices = GaugeMetricFamily(
+            "epa_devices", "PCI functions in the inventory.", labels=["host", "dev_type", "status"]
+        )
+        for d in stats.devices:
+            devices.add_metric([d.host, d.dev_type, d.status], d.count)
+        yield devices
+        yield GaugeMetricFamily("epa_hosts", "Hosts known to EPA.", value=len(stats.hosts))
+        yield GaugeMetricFamily(
+            "epa_hosts_enabled", "Hosts that may get new servers.", value=sum(h.enabled for h in stats.hosts)
+        )
+        age = GaugeMetricFamily(
+            "epa_agent_report_age_seconds",
+            "Seconds since the host's agent last reported (hosts that never reported are absent).",
+            labels=["host"],
+        )
+        now = self.service.clock()
+        for h in stats.hosts:
+            if h.last_report_at is not None:
+                age.add_metric([h.host], max(0.0, now - h.last_report_at.timestamp()))
+        yield age
+
+
+class SchedulingCollector(Collector):
+    """The service's counters, and its decision times fed into a histogram as they arrive.
+
+    ``Counters.decision_seconds`` is a bounded list; the histogram takes the observations made since the
+    previous scrape (``decisions`` tells how many), so its counts only ever grow."""
+
+    def __init__(self, service: SchedulingService) -> None:
+        self.service = service
+        self.histogram = Histogram(
+            "epa_scheduling_decision_seconds",
+            "Time the scheduler took to rank hosts for a server (a create may decide more than once).",
+            buckets=DECISION_BUCKETS,
+            registry=None,
+        )
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def _take_new_decisions(self) -> None:
+        counters = self.service.counters
+        with self._lock:
+            recent = list(counters.decision_seconds)
+            new = min(counters.decisions - self._seen, len(recent))
+            for seconds in recent[len(recent) - new :] if new > 0 else ():
+                self.histogram.observe(seconds)
+            self._seen += max(new, 0)
+
+    def collect(self) -> Iterable[Metric]:
+        self._take_new_decisions()
+        c = self.service.counters
+        for name, doc, value in (
+            ("epa_server_creates", "Server creates asked of the scheduler.", c.creates),
+            ("epa_servers_scheduled", "Servers placed on a host with their devices claimed.", c.scheduled),
+            ("epa_scheduling_no_valid_host", "Server creates that no host could take.", c.no_valid_host),
+            ("epa_claim_conflicts", "Claims lost to another writer and retried.", c.claim_conflicts),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        yield from self.histogram.collect()
+
+
+def build_registry(db: Database, service: SchedulingService) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(InventoryCollector(db, service))
+    registry.register(SchedulingCollector(service))
+    return registry
+
+
+def install(app: FastAPI) -> None:
+    """Give ``app`` its own registry and the ``GET /metrics`` route (no token: Prometheus scrapes it)."""
+    registry = build_registry(app.state.db, app.state.scheduling)
+    app.state.metrics_registry = registry
+
+    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
