@@ -5,7 +5,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["discovery_scan"]
+ALL = [
+    "discovery_scan",
+    "inventory_ingest",
+    "device_listing",
+    "scheduling_latency",
+    "nova_pci_filter",
+    "create_throughput",
+]
 
 
 def main(argv: list[str]) -> int:
