@@ -78,6 +78,40 @@ def _read_lines(proc: subprocess.Popen[str], lines: queue.Queue[str]) -> None:
         lines.put(line)
 
 
+def _dashboard_shows_the_demo(url: str, admin: str, screenshot: Path) -> Path:
+    """The demo's hosts, devices and servers on the dashboard, in a real headless Chromium."""
+    from playwright.sync_api import expect, sync_playwright
+
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        try:
+            page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+            page.set_default_timeout(15_000)
+            page.goto(url + "/")
+            page.fill("#token", admin)
+            page.click("#login-form button[type=submit]")
+            for host in SIMULATED:
+                expect(page.locator(f'#hosts tbody tr[data-host="{host}"]')).to_contain_text(host)
+            expect(page.locator('#trees [data-host="nfv-1"]')).to_contain_text("type-VF")
+            for server in ("vnf-1", "vnf-2", "ml-1"):
+                expect(page.locator("#servers")).to_contain_text(server)
+            expect(page.locator("#servers")).to_contain_text("running")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return screenshot
+
+
 def test_demo_sets_up_a_cloud_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     data = tmp_path / "demo"
     port = free_port()
@@ -119,6 +153,9 @@ def test_demo_sets_up_a_cloud_and_stops_everything_on_ctrl_c(tmp_path: Path) -> 
             }
             assert servers["ml-1"]["host"] == "gpu-1"
             assert any(d["port"] == 0 for d in servers["vnf-1"]["devices"])  # the direct port's VF
+            admin = token_file.read_text().strip()
+        shot = _dashboard_shows_the_demo(url, admin, tmp_path / "demo-dashboard.png")
+        assert shot.stat().st_size > 10_000
         children = _children_of(proc.pid)
         assert len(children) == 5, children  # its server and four agents
 
