@@ -4,9 +4,6 @@ a crash mid-build, libvirt refusing a detach, an orphan domain and a foreign dom
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from epa.agent.domain_build import domain_name
 from epa.agent.reconcile import Reconciler
-from epa.api.app import create_app
 from epa.client import ApiClient
 from epa.discovery.sysfs import scan_sysfs
 from epa.domain.address import PciAddress
@@ -27,11 +22,11 @@ from epa.domain.host import HostReport, NumaCell
 from epa.hostnet.simulated import SimVf, read_vf_states, simulated_netlink
 from epa.hostnet.vf import apply_vf_config
 from epa.inventory import Database
-from epa.inventory.tokens import ensure_admin_token
 from epa.libvirt_client import LibvirtConnection, open_connection
 from epa.simulate.hosts import nfv_host
 from epa.simulate.libvirt_node import write_node_xml
 from epa.virt import DomainMetadata, DomainSpec, HostdevSpec, build_domain_xml, parse_domain_devices
+from support.served import serve_in_thread
 
 HOST = "nfv-1"
 SPECS = [
@@ -74,23 +69,8 @@ class World:
 
 @pytest.fixture
 def served(sqlite_db: Database) -> Iterator[tuple[str, str]]:
-    admin = ensure_admin_token(sqlite_db)
-    assert admin is not None
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_db), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", admin
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_in_thread(sqlite_db) as s:
+        yield s.url, s.admin
 
 
 @pytest.fixture

@@ -3,23 +3,18 @@ simulated hosts, an alias, a flavor and a server."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from dashboard.cloud import PORT, Cloud
-from epa.api.app import create_app
 from epa.inventory import Database
-from epa.inventory.tokens import ensure_admin_token
 from epa.simulate.hosts import gpu_host, nfv_host
 from epa.simulate.sysfs_tree import render_sysfs
 from support.reports import report_body
+from support.served import serve_in_thread
 
 QAT_ALIAS = {
     "name": "qat",
@@ -32,19 +27,8 @@ QAT_ALIAS = {
 
 @pytest.fixture
 def cloud(sqlite_db: Database, tmp_path: Path) -> Iterator[Cloud]:
-    admin = ensure_admin_token(sqlite_db)
-    assert admin is not None
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(sqlite_db), log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with serve_in_thread(sqlite_db) as served:
+        url, admin = served.url, served.admin
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin}"}, timeout=10) as http:
             c = Cloud(url, admin, http)
             for sim in (nfv_host("nfv-1"), gpu_host("gpu-1")):
@@ -62,7 +46,3 @@ def cloud(sqlite_db: Database, tmp_path: Path) -> Iterator[Cloud]:
             )
             assert first["host"] == "nfv-1", first
             yield c
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from epa.client import ApiClient
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 from support.procs import free_port, wait_for
 
 pytestmark = pytest.mark.slow
@@ -82,18 +83,8 @@ def _dashboard_shows_the_demo(url: str, admin: str, screenshot: Path) -> Path:
     """The demo's hosts, devices and servers on the dashboard, in a real headless Chromium."""
     from playwright.sync_api import expect, sync_playwright
 
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
             page.set_default_timeout(15_000)
