@@ -69,12 +69,13 @@ class AliasSpec:
             else:
                 ids[key] = value.lower()
         dev_type = obj.get("device_type")
-        if dev_type is not None and dev_type not in {t.value for t in DevType}:
+        # isinstance first: a list or an object is not hashable, and ``in`` a set would raise TypeError.
+        if dev_type is not None and (not isinstance(dev_type, str) or dev_type not in {t.value for t in DevType}):
             raise InvalidAlias(
                 f"{where}: property device_type ({dev_type!r}) must be one of {', '.join(t.value for t in DevType)}"
             )
         policy = obj.get("numa_policy", NumaPolicy.LEGACY.value)
-        if policy not in {p.value for p in NumaPolicy}:
+        if not isinstance(policy, str) or policy not in {p.value for p in NumaPolicy}:
             raise InvalidAlias(
                 f"{where}: property numa_policy ({policy!r}) must be one of {', '.join(p.value for p in NumaPolicy)}"
             )

@@ -1,0 +1,224 @@
+"""Fuzz the API from its own OpenAPI schema (schemathesis) and with garbage JSON bodies (hypothesis).
+
+Properties, for every request: never a 5xx; every 4xx has the error shape with a stable code; and a
+rejected write (POST/PUT/PATCH/DELETE answered 4xx) leaves the database exactly as it was."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
+
+from fuzz.cloud import Cloud, stable_codes
+
+pytestmark = pytest.mark.slow
+
+WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+# Bounded so that the whole module stays well under a minute on two cores, and the same in every run.
+SCHEMA_EXAMPLES = 15
+GARBAGE_EXAMPLES = 300
+FUZZ = settings(
+    max_examples=SCHEMA_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def problems(cloud: Cloud, method: str, status: int, body: bytes, before: dict[str, str]) -> list[str]:
+    """What is wrong with one answer (empty when nothing is)."""
+    found: list[str] = []
+    if status >= 500:
+        found.append(f"answered {status}")
+    if 400 <= status < 500:
+        try:
+            error = json.loads(body)["error"]
+            ok = (
+                isinstance(error["code"], str) and isinstance(error["message"], str) and error["code"] in stable_codes()
+            )
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        if not ok:
+            found.append(f"4xx body without a stable error code: {body[:300]!r}")
+        if method in WRITES:
+            after = cloud.fingerprint()
+            changed = sorted(t for t in before if before[t] != after.get(t))
+            if changed:
+                found.append(f"rejected write changed tables {changed}")
+    return found
+
+
+def check(cloud: Cloud, method: str, status: int, body: bytes, before: dict[str, str], what: str) -> None:
+    found = problems(cloud, method, status, body, before)
+    assert not found, f"{what} -> {status}: {'; '.join(found)}\n{body[:500]!r}"
+
+
+def fuzz_operation(cloud: Cloud, operation: schemathesis.APIOperation, auth: dict[str, str]) -> str | None:
+    """Valid and invalid requests to one operation, on random and on real path parameters; the first problem."""
+    real = {k: v for k, v in cloud.real_path_parameters(operation.path).items() if f"{{{k}}}" in operation.path}
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for params in [{}, real] if real else [{}]:
+            strategy = operation.as_strategy(generation_mode=mode, headers=auth, path_parameters=params)
+            problem = fuzz_strategy(cloud, strategy)
+            if problem is not None:
+                return f"{operation.label} ({mode.value}, {'real' if params else 'random'} path): {problem}"
+    return None
+
+
+def fuzz_strategy(cloud: Cloud, strategy: st.SearchStrategy[schemathesis.Case]) -> str | None:
+    """Run one strategy's examples; the (shrunk) problem found, if any."""
+    seen: list[str] = []
+
+    @FUZZ
+    @given(case=strategy)
+    def fuzz(case: schemathesis.Case) -> None:
+        cloud.restore()
+        before = cloud.fingerprint() if case.method.upper() in WRITES else {}
+        try:
+            response = case.call()
+        except Exception as e:
+            seen.append(f"{case.as_curl_command()}\n  -> raised {e!r}")
+            raise
+        found = problems(cloud, case.method.upper(), response.status_code, response.content, before)
+        if found:
+            seen.append(f"{case.as_curl_command()}\n  -> {response.status_code}: {'; '.join(found)}")
+        assert not found
+
+    try:
+        fuzz()
+    except Unsatisfiable:  # nothing to make invalid (no parameters, no body): nothing to send
+        return None
+    except Exception:  # the shrunk example is the last one recorded
+        return seen[-1]
+    return None
+
+
+def test_every_operation_of_the_schema_keeps_the_error_contract(cloud: Cloud) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", cloud.app)
+    auth = {"Authorization": f"Bearer {cloud.admin}"}
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 25, [op.label for op in operations]
+    failures = [f for f in (fuzz_operation(cloud, op, auth) for op in operations) if f is not None]
+    assert not failures, "\n".join(failures)
+
+
+# Random nested JSON: what a confused client or an attacker may send as a body.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
+KEYS = st.sampled_from(
+    [
+        "name",
+        "generation",
+        "devices",
+        "numa_cells",
+        "flavor",
+        "ports",
+        "enabled",
+        "status",
+        "vcpus",
+        "memory_mb",
+        "pci_passthrough:alias",
+        "vendor_id",
+        "product_id",
+        "address",
+        "tags",
+        "limit",
+        "reason",
+        "domain_xml",
+    ]
+)
+# Bodies that look almost right: the keys the routes read, with values of any type.
+NEAR_MISS = st.dictionaries(KEYS, JSON, max_size=6)
+
+
+def write_routes(cloud: Cloud) -> list[tuple[str, str]]:
+    spec = cloud.app.openapi()
+    out = []
+    for path, item in spec["paths"].items():
+        for method in item:
+            if method.upper() in WRITES:
+                out.append((method.upper(), path.format(**cloud.real_path_parameters(path))))
+    return sorted(out)
+
+
+def test_garbage_json_bodies_to_the_write_routes_keep_the_error_contract(cloud: Cloud) -> None:
+    routes = write_routes(cloud)
+    assert len(routes) > 10, routes
+    tokens = {"admin": cloud.admin, "agent": cloud.agent}
+
+    @settings(FUZZ, max_examples=GARBAGE_EXAMPLES)
+    @given(route=st.sampled_from(routes), body=JSON | NEAR_MISS, who=st.sampled_from(sorted(tokens)))
+    def fuzz(route: tuple[str, str], body: Any, who: str) -> None:
+        method, url = route
+        cloud.restore()
+        before = cloud.fingerprint()
+        response = cloud.client.request(method, url, json=body, headers={"Authorization": f"Bearer {tokens[who]}"})
+        check(cloud, method, response.status_code, response.content, before, f"{who}: {method} {url} {body!r}")
+
+    fuzz()
+
+
+def valid_bodies(cloud: Cloud) -> list[tuple[str, str, Any]]:
+    """Requests that would succeed: the starting points for bodies with one part spoiled."""
+    return [
+        ("PUT", f"/v1/hosts/{cloud.host}/inventory", cloud.report),
+        ("POST", "/v1/servers", {"name": "vnf-2", "flavor": cloud.flavor, "ports": [{"physnet": "physnet1"}]}),
+        ("POST", "/v1/aliases", {"name": "nic", "vendor_id": "8086", "product_id": "154c", "numa_policy": "socket"}),
+        ("POST", "/v1/aliases", [{"name": "any", "vendor_id": "8086"}, {"name": "any", "vendor_id": "10de"}]),
+        ("POST", "/v1/flavors", {"name": "f2", "vcpus": 1, "memory_mb": 512, "pci_passthrough:alias": "qat:1"}),
+        ("PATCH", f"/v1/hosts/{cloud.host}", {"enabled": False}),
+        ("POST", f"/v1/servers/{cloud.server}/state", {"status": "building", "domain_uuid": None}),
+        ("POST", "/v1/scheduler/explain", {"flavor": cloud.flavor, "limit": 3}),
+    ]
+
+
+def spoil(body: Any, data: st.DataObject) -> Any:
+    """``body`` with one value somewhere inside replaced by random JSON (or a key dropped or added)."""
+    if isinstance(body, dict) and body:
+        key = data.draw(st.sampled_from(sorted(body)))
+        action = data.draw(st.sampled_from(["descend", "replace", "drop", "add"]))
+        out = dict(body)
+        if action == "descend":
+            out[key] = spoil(body[key], data)
+        elif action == "replace":
+            out[key] = data.draw(JSON)
+        elif action == "drop":
+            del out[key]
+        else:
+            out[data.draw(st.text(max_size=12))] = data.draw(JSON)
+        return out
+    if isinstance(body, list) and body:
+        index = data.draw(st.integers(0, len(body) - 1))
+        return [spoil(item, data) if i == index else item for i, item in enumerate(body)]
+    return data.draw(JSON)
+
+
+def test_valid_bodies_with_one_part_spoiled_keep_the_error_contract(cloud: Cloud) -> None:
+    bodies = valid_bodies(cloud)
+    auth = {"Authorization": f"Bearer {cloud.admin}"}
+    for method, url, body in bodies:  # the starting points are really valid
+        cloud.restore()
+        response = cloud.client.request(method, url, json=body, headers=auth)
+        assert response.status_code < 300, f"{method} {url}: {response.status_code} {response.text}"
+
+    @settings(FUZZ, max_examples=GARBAGE_EXAMPLES)
+    @given(start=st.sampled_from(bodies), data=st.data())
+    def fuzz(start: tuple[str, str, Any], data: st.DataObject) -> None:
+        method, url, body = start
+        spoiled = spoil(body, data)
+        cloud.restore()
+        before = cloud.fingerprint()
+        response = cloud.client.request(method, url, json=spoiled, headers=auth)
+        check(cloud, method, response.status_code, response.content, before, f"{method} {url} {spoiled!r}")
+
+    fuzz()
