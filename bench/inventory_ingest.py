@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy
 
-from bench.report import emit, summary
+from bench.report import emit, scale, summary
 from epa.client import ApiClient, InventoryResult
 from epa.discovery.sysfs import scan_sysfs
 from epa.domain.device import PciDevice
@@ -36,7 +36,6 @@ from epa.simulate.sysfs_tree import render_sysfs
 PG_URL_ENV = "EPA_BENCH_PG_URL"
 # The server's maintenance database; each run creates a database of its own beside it.
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-SCALE_ENV = "EPA_BENCH_SCALE"
 RUNS = 30
 WARMUP = 3
 CHANGED_FRACTION = 0.10
@@ -45,18 +44,6 @@ SCALE_SPECS = [
     '{"vendor_id": "8086", "product_id": "1889", "physical_network": "physnet1", "trusted": "true"}',
     '{"vendor_id": "8086", "product_id": "1592", "physical_network": "physnet1"}',
 ]
-
-
-def scale() -> float:
-    """EPA_BENCH_SCALE (default 1): below 1 for smoke runs (fewer runs, fewer hosts)."""
-    raw = os.environ.get(SCALE_ENV, "1")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{SCALE_ENV}={raw!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise SystemExit(f"{SCALE_ENV}={raw!r} must be in (0, 1]")
-    return value
 
 
 def result_name(name: str) -> str:

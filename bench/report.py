@@ -11,6 +11,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+SCALE_ENV = "EPA_BENCH_SCALE"
+
+
+def scale() -> float:
+    """EPA_BENCH_SCALE (default 1): below 1 for smoke runs (fewer hosts, fewer runs)."""
+    raw = os.environ.get(SCALE_ENV, "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SystemExit(f"{SCALE_ENV}={raw!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise SystemExit(f"{SCALE_ENV}={raw!r} must be in (0, 1]")
+    return value
 
 
 def machine() -> dict[str, object]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from bench.report import emit
+from bench.report import emit, scale
 from epa.domain.address import PciAddress
 from epa.domain.alias import parse_aliases
 from epa.domain.device import DevType
@@ -30,7 +30,6 @@ from epa.scheduler.host_state import Cell, HostState, Slot
 from epa.scheduler.request import ServerRequest, build_request
 from epa.scheduler.scheduler import Scheduler
 
-SCALE_ENV = "EPA_BENCH_SCALE"
 SEED = 20_240_611
 NOW = 1_000_000.0
 # (hosts, timed decisions per request kind). p99 of 2,000 samples is the 20th-slowest; of 300, the 3rd.
@@ -52,18 +51,6 @@ ALIASES = parse_aliases(
         {"name": "gpu", "vendor_id": GPU_VENDOR, "product_id": GPU_PRODUCT, "numa_policy": "preferred"},
     ]
 )
-
-
-def scale() -> float:
-    """EPA_BENCH_SCALE (default 1): below 1 for smoke runs (fewer hosts, fewer decisions)."""
-    raw = os.environ.get(SCALE_ENV, "1")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{SCALE_ENV}={raw!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise SystemExit(f"{SCALE_ENV}={raw!r} must be in (0, 1]")
-    return value
 
 
 # -- the inventory -------------------------------------------------------------------------------------
