@@ -11,12 +11,10 @@ use up the QAT VFs, which are what runs out first. Every answer but a 201 with a
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import itertools
 import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +27,8 @@ from types import FrameType
 
 import httpx
 
-from bench.inventory_ingest import build_report, free_port, pg_database, pg_reachable, scale
+from bench.inventory_ingest import build_report, pg_database, pg_reachable, scale
+from bench.processes import api_servers
 from bench.report import emit
 from epa.domain.address import PciAddress
 from epa.domain.alias import parse_aliases
@@ -53,7 +52,6 @@ PG_PROCESSES = (1, 3)
 WARMUP_PER_PROCESS = 8
 # A run stops at its share of the QAT VFs less this margin, so that none ends in "no valid host".
 HEADROOM = 0.9
-START_DEADLINE_S = 60.0
 
 # Like tests/support/reports.NFV_SPECS: the QAT VFs, physnet1 on the first X710 port, physnet2 and the T4.
 SPECS = [
@@ -310,60 +308,6 @@ def bench_raw(backend: str, tmp: Path, report: HostReport, hosts: int, seconds: 
 # -- the API -----------------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the benchmark dies, even by SIGKILL (Linux prctl)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-@contextlib.contextmanager
-def api_servers(db: Database, data_dir: Path, count: int) -> Iterator[tuple[list[str], list[int], str]]:
-    """``count`` ``epa serve`` processes on ``db`` (URLs, pids, admin token), stopped however the block ends."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    procs: list[subprocess.Popen[bytes]] = []
-    urls = []
-    try:
-        # One after the other: the first migrates and writes the admin token, the others find both.
-        for i in range(count):
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            log = data_dir / f"serve-{i}.log"
-            args = [
-                *(sys.executable, "-m", "epa", "serve", "--data-dir", str(data_dir), "--port", str(port)),
-                *("--database-url", db.engine.url.render_as_string(hide_password=False)),
-            ]
-            with log.open("wb") as out:
-                procs.append(
-                    subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)  # noqa: PLW1509
-                )
-            wait_healthy(procs[-1], url, log)
-            urls.append(url)
-        yield urls, [p.pid for p in procs], (data_dir / "admin-token").read_text().strip()
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=10)
-
-
-def wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_DEADLINE_S
-    while True:
-        if proc.poll() is not None:
-            raise SystemExit(f"epa serve exited with {proc.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        if time.monotonic() > deadline:
-            raise SystemExit(f"epa serve did not answer within {START_DEADLINE_S:.0f} s:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
 def failure_of(resp: httpx.Response) -> str | None:
     """None for a 201 with a scheduled server; else a short kind of failure for the table."""
     try:
@@ -412,7 +356,8 @@ def bench_api(
     rows = []
     with database(backend, tmp, label) as db:
         seed(db, report, hosts)
-        with api_servers(db, tmp / label, processes) as (urls, pids, token):
+        url = db.engine.url.render_as_string(hide_password=False)
+        with api_servers(url, tmp / label, processes) as (urls, pids, token):
             tally, _ = api_run(urls, token, min(processes, 8), "warmup", [], warmup, 60.0)
             if tally.failures:
                 raise SystemExit(f"warm-up creates failed: {dict(tally.failures)}")
