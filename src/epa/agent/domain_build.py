@@ -64,7 +64,9 @@ def domain_name(server: Mapping[str, Any]) -> str:
 
 def domain_type_for(uri: str) -> DomainType:
     """``test`` for libvirt's ``test:///`` driver, ``kvm`` for a real hypervisor."""
-    return DomainType.TEST if uri.startswith("test:") else DomainType.KVM
+    scheme = uri.split(":", 1)[0]
+    # test+unix:///default?socket=... is the test driver served by a libvirt daemon.
+    return DomainType.TEST if scheme.split("+", 1)[0] == "test" else DomainType.KVM
 
 
 def _where(server: Mapping[str, Any]) -> str:

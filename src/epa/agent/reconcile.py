@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from epa.agent.domain_build import Devices, ServerPlan, domain_name, domain_type_for, plan_server, plan_teardown
 from epa.client import JsonObject
+from epa.crashpoints import crash_point
 from epa.domain.address import PciAddress
 from epa.domain.host import HostReport, NumaCell
 from epa.errors import EpaError, Forbidden, LibvirtError, ServiceUnavailable, Unauthorized
@@ -241,6 +242,7 @@ class Reconciler:
         elif status == "deleting":
             self._remove_domains(conn, own, server, "is deleted")
             self._give_back(conn, server, devices, skip=frozenset())
+            crash_point("agent.teardown.before_released")
             self.client.post_released(server_id)
             self._did(f"server {server['name']}: released")
         elif status == "error":
@@ -268,9 +270,12 @@ class Reconciler:
             for address in plan.detach:
                 conn.node_device_detach(address)
                 self._did(f"server {server['name']}: detached {address} from its host driver")
+            crash_point("agent.build.before_define")
             domain_uuid = conn.define_domain(build_domain_xml(plan.spec))
+            crash_point("agent.build.after_define")
             if start:
                 conn.start_domain(name)
+                crash_point("agent.build.after_start")
         except _FATAL:
             raise
         except EpaError as e:
@@ -326,6 +331,7 @@ class Reconciler:
 
     def _remove(self, conn: LibvirtConnection, domain: Domain, why: str) -> None:
         conn.destroy_domain(domain.name)
+        crash_point("agent.teardown.after_destroy")
         conn.undefine_domain(domain.name)
         self._removed.add(domain.name)
         self._did(f"removed domain {domain.name} ({why})")

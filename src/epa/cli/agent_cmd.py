@@ -18,6 +18,7 @@ from epa.agent.reconcile import Reconciler, VfBackend
 from epa.cli.client_settings import with_client
 from epa.client import ApiClient
 from epa.config import load_config, parse_device_spec_args
+from epa.crashpoints import armed
 from epa.discovery import ScanResult
 from epa.discovery.libvirt_nodedev import scan_libvirt
 from epa.discovery.pci_ids import load_pci_ids
@@ -166,6 +167,9 @@ def agent(
     if sysfs_root is not None and libvirt_uri is not None:
         raise InvalidInput("--sysfs-root and --libvirt are alternatives; give one of them")
     with _logging_to_stderr(verbose):
+        crash_at = armed()
+        if crash_at:
+            log.warning("crash points armed (EPA_CRASH_AT): %s", ", ".join(sorted(crash_at)))
         specs = _specs(config_path, device_specs)
         root = sysfs_root or Path("/sys")
         if libvirt_uri is not None:

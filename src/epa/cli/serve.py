@@ -10,6 +10,7 @@ import platformdirs
 
 from epa.api.server import check_listen
 from epa.api.server import serve as run_server
+from epa.crashpoints import armed
 from epa.errors import InvalidInput
 from epa.inventory import Database
 from epa.inventory.tokens import create_admin_token, ensure_admin_token
@@ -100,6 +101,9 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInput("--tls-cert and --tls-key go together")
     check_listen(listen, tls=tls_cert is not None, allow_insecure=allow_insecure_remote)
+    crash_at = armed()
+    if crash_at:
+        click.echo(f"epa: WARNING: crash points armed (EPA_CRASH_AT): {', '.join(sorted(crash_at))}", err=True)
     data = data_dir or default_data_dir()
     url = database_url or f"sqlite:///{(db_path or data / 'epa.db').resolve()}"
     db = Database.connect(url)

@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from epa.crashpoints import crash_point
 from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.flavor import check_name
@@ -140,6 +141,9 @@ def claim(
                 now,
             )
         _bump(session, hid)
+        session.flush()
+        crash_point("claim.before_commit")
+    crash_point("claim.after_commit")
     return ServerRecord(
         id=server_id,
         name=server.name,
@@ -177,7 +181,10 @@ def release(db: Database, server_id: str, *, error: str | None = None) -> Server
                 row.status_reason = error
             row.updated_at = utcnow()
             session.flush()
-        return load_servers(session, [ServerRow.id == server_id])[0]
+            crash_point("release.before_commit")
+        released = load_servers(session, [ServerRow.id == server_id])[0]
+    crash_point("release.after_commit")
+    return released
 
 
 # --- the pieces ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ reports (building, active, error, the domain it sees, the teardown done)."""
 
 from __future__ import annotations
 
+from epa.crashpoints import crash_point
 from epa.errors import Conflict
 from epa.inventory.claims import release
 from epa.inventory.db import Database
@@ -58,7 +59,9 @@ def request_delete(db: Database, server_id: str, force: bool = False) -> ServerR
         return current
     if current.host is None or force:
         return release(db, server_id)
-    return set_server_status(db, server_id, _V.DELETING, "deleting: waiting for the host's agent")
+    deleting = set_server_status(db, server_id, _V.DELETING, "deleting: waiting for the host's agent")
+    crash_point("delete.after_commit")
+    return deleting
 
 
 def teardown_done(db: Database, server_id: str) -> ServerRecord:
