@@ -8,7 +8,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bench.soak import SoakConfig, run_soak
+import sqlalchemy
+from bench.inventory_ingest import build_report
+from bench.soak import (
+    KINDS,
+    LIVE,
+    SPECS,
+    Created,
+    Ledger,
+    SoakConfig,
+    device_checks,
+    run_soak,
+    server_checks,
+    soak_host,
+)
+
+from epa.inventory import Database, apply_report, create_host
 
 pytestmark = pytest.mark.slow
 
@@ -30,3 +45,31 @@ def test_creates_and_deletes_past_exhaustion_lose_nothing_and_own_nothing_twice(
     # host's agent (the drain deleted those the clients kept), and every device is available again.
     assert result.outcome("delete", "deleting") > 0
     assert result.released_by_agents == result.outcome("create", "scheduled")
+
+
+def test_the_soak_checks_see_a_corrupted_database(pg_db: Database, tmp_path: Path) -> None:
+    create_host(pg_db, "nfv-0")
+    apply_report(pg_db, "nfv-0", 0, build_report(soak_host("nfv-0"), tmp_path / "sys", SPECS))
+    with pg_db.engine.connect() as db:
+        assert [c.name for c in device_checks(db, LIVE) if not c.ok] == []
+        assert [c.name for c in server_checks(db, Ledger()) if not c.ok] == []
+
+    # A PF and one of its VFs marked in use by a server that has no claims (and does not exist).
+    with pg_db.engine.begin() as db:
+        db.execute(
+            sqlalchemy.text(
+                "UPDATE devices SET status = 'claimed', owner = 'ghost' "
+                "WHERE address IN ('0000:18:00.0', '0000:18:02.0')"
+            )
+        )
+    ledger = Ledger()
+    ledger.created["lost"] = Created(KINDS[0], client=0, status="scheduled")
+    with pg_db.engine.connect() as db:
+        failed = {c.name for c in device_checks(db, LIVE) if not c.ok}
+        lost = {c.name for c in server_checks(db, ledger) if not c.ok}
+    assert failed == {
+        "every device in use has its claim",
+        "never a PF and its own VF both in use",
+        "unavailable exactly where the PF/VF rule says",  # the PF's other VFs are still available
+    }
+    assert lost == {"no lost server"}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 
 from epa.api.app import create_app
+from epa.api.server import uvicorn_options
 from epa.inventory import Database
 from epa.inventory.tokens import create_admin_token, ensure_admin_token
 
@@ -28,7 +29,8 @@ def serve_in_thread(db: Database) -> Iterator[Served]:
     admin = ensure_admin_token(db) or create_admin_token(db)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(db), log_level="warning", access_log=False))
+    # The configuration epa serve runs with, on a socket of the test's choosing.
+    server = uvicorn.Server(uvicorn.Config(create_app(db), **uvicorn_options("127.0.0.1", 0, log_level="warning")))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

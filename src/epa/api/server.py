@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -31,6 +32,32 @@ def check_listen(host: str, tls: bool, allow_insecure: bool) -> None:
         )
 
 
+# Seconds an idle keep-alive connection stays open: longer than any client keeps one for reuse (httpx, which
+# epa.client and the agent use: 5 s; load balancers: about 60 s). A server that closes first races with a client
+# sending its next request on that connection, which then fails with "connection reset by peer" unread;
+# uvicorn's default is 5 s, the same as httpx's.
+KEEP_ALIVE_S = 75
+
+
+def uvicorn_options(
+    host: str,
+    port: int,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+    log_level: str = "info",
+) -> dict[str, Any]:
+    """What ``epa serve`` runs uvicorn with (``uvicorn.run`` or ``uvicorn.Config`` keywords)."""
+    return {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "ssl_certfile": str(tls_cert) if tls_cert else None,
+        "ssl_keyfile": str(tls_key) if tls_key else None,
+        "access_log": False,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+    }
+
+
 def serve(
     db: Database,
     host: str,
@@ -40,12 +67,4 @@ def serve(
     log_level: str = "info",
     config: ServiceConfig | None = None,
 ) -> None:
-    uvicorn.run(
-        create_app(db, config),
-        host=host,
-        port=port,
-        log_level=log_level,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-        access_log=False,
-    )
+    uvicorn.run(create_app(db, config), **uvicorn_options(host, port, tls_cert, tls_key, log_level))
