@@ -26,6 +26,7 @@ from epa.inventory.claims import (
     release,
     set_server_status,
 )
+from epa.inventory.lifecycle import report, request_delete, teardown_done
 from epa.inventory.records import ServerRecord, ServerStatus
 from epa.inventory.servers import get_server, list_servers, servers_on_host
 from epa.inventory.snapshots import host_versions
@@ -37,6 +38,7 @@ PF2 = "0000:18:00.1"
 T4 = "0000:af:00.0"
 ROOT_PORT = "0000:00:00.0"
 MLX_PF = "0000:5e:00.0"
+UUID = "6f1f6c63-4b7c-4b8e-9d53-0c1d2e3f4a5b"
 
 
 def new_server(name: str = "vm-1", vcpus: int = 4, memory_mb: int = 4096, numa_nodes: int = 1) -> NewServer:
@@ -287,3 +289,32 @@ def test_a_claim_over_two_numa_nodes(db: Database, host: str) -> None:
     record = claim(db, server, host, (1, 0), {1: 4, 0: 4}, {1: 4096, 0: 4096}, [(PciAddress.parse(T4), 0, "gpu")])
     assert record.host_nodes == (1, 0)
     assert get_server(db, record.id).cells == ((0, 4, 4096), (1, 4, 4096))
+
+
+@pytest.mark.parametrize("late", [ServerStatus.BUILDING, ServerStatus.ACTIVE, ServerStatus.ERROR])
+def test_a_delete_wins_over_an_agent_report_that_raced_with_it(db: Database, host: str, late: ServerStatus) -> None:
+    """The agent reports what its build did after the user deleted the server: the report records the
+    domain, the server stays on its way out (an ``error`` report ends it ``deleted``, never ``error``)."""
+    record = take(db, [T4, VFS[0]])
+    set_server_status(db, record.id, "building")
+    request_delete(db, record.id)
+    after = report(db, record.id, late, reason="libvirt said no", domain_state="shutoff", domain_uuid=UUID)
+    if late is ServerStatus.ERROR:
+        assert (after.status, after.status_reason) == (ServerStatus.DELETED, "deleting: waiting for the host's agent")
+        assert after.devices == ()
+        assert {get_device(db, host, a).status for a in (T4, VFS[0])} == {S.AVAILABLE}
+    else:
+        assert (after.status, after.domain_state, after.domain_uuid) == (ServerStatus.DELETING, "shutoff", UUID)
+        assert get_device(db, host, T4).status is S.CLAIMED
+        assert teardown_done(db, record.id).status is ServerStatus.DELETED
+
+
+def test_a_failed_build_without_a_delete_is_an_error_that_frees_the_devices(db: Database, host: str) -> None:
+    record = take(db, [T4])
+    set_server_status(db, record.id, "building")
+    failed = report(db, record.id, ServerStatus.ERROR, reason="cannot detach 0000:af:00.0")
+    assert (failed.status, failed.status_reason) == (ServerStatus.ERROR, "cannot detach 0000:af:00.0")
+    assert get_device(db, host, T4).status is S.AVAILABLE
+    # It keeps its host for the record: deleting it goes through the host's agent like any other.
+    assert request_delete(db, record.id).status is ServerStatus.DELETING
+    assert teardown_done(db, record.id).status is ServerStatus.DELETED

@@ -163,8 +163,9 @@ def claim(
 
 def release(db: Database, server_id: str, *, error: str | None = None) -> ServerRecord:
     """Give back everything ``server_id`` holds and mark it ``deleted`` - or ``error`` with that reason
-    when ``error`` is given (the server failed on its host) - from any status; a device that vanished
-    from its host meanwhile becomes ``removed``. Releasing a deleted server is a no-op."""
+    when ``error`` is given (the server failed on its host), unless a delete came first: a ``deleting``
+    server ends ``deleted`` either way. From any status; a device that vanished from its host
+    meanwhile becomes ``removed``. Releasing a deleted server is a no-op."""
     with db.transaction() as session:
         hid = session.execute(select(ServerRow.host_id).where(ServerRow.id == server_id)).scalar_one_or_none()
         if hid is not None:
@@ -176,8 +177,9 @@ def release(db: Database, server_id: str, *, error: str | None = None) -> Server
                 _free_devices(session, hid, server_id)
                 session.execute(delete(ServerCellRow).where(ServerCellRow.server_id == server_id))
                 _bump(session, hid)
-            row.status = _V.DELETED.value if error is None else _V.ERROR.value
-            if error is not None:
+            failed = error is not None and row.status != _V.DELETING.value
+            row.status = _V.ERROR.value if failed else _V.DELETED.value
+            if failed:
                 row.status_reason = error
             row.updated_at = utcnow()
             session.flush()

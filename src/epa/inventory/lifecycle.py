@@ -27,19 +27,23 @@ def report(
     host, and the agent has left nothing there); the server keeps its host for the record."""
     if status is not None and status not in AGENT_STATUSES:
         raise Conflict(f"server {server_id}: an agent reports building, active, stopped or error, not {status.value}")
-    current = get_server(db, server_id)
-    if current.status is _V.DELETING and status is not None and status is not _V.ERROR:
-        # A late report from a build that raced with a delete: the delete wins.
-        return set_server_status(
-            db, server_id, None, domain_uuid=domain_uuid, domain_state=domain_state, domain_xml=domain_xml
-        )
+    # A report from a build that raced with a delete: the delete wins. Decided under the server's row
+    # lock, in the transaction that writes: a delete landing between a read and the write would
+    # otherwise turn into a 409 for the agent (building/active) or be lost (error).
     if status is _V.ERROR:
         set_server_status(
             db, server_id, None, domain_uuid=domain_uuid, domain_state=domain_state, domain_xml=domain_xml
         )
         return release(db, server_id, error=reason or "failed on its host")
     return set_server_status(
-        db, server_id, status, reason, domain_uuid, domain_state=domain_state, domain_xml=domain_xml
+        db,
+        server_id,
+        status,
+        reason,
+        domain_uuid,
+        domain_state=domain_state,
+        domain_xml=domain_xml,
+        delete_wins=True,
     )
 
 

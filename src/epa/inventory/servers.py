@@ -187,14 +187,19 @@ def set_server_status(
     *,
     domain_state: str | None = None,
     domain_xml: str | None = None,
+    delete_wins: bool = False,
 ) -> ServerRecord:
     """Move a server along scheduled -> building -> active <-> stopped, or to error or deleting from
     any status but deleted (which only ``claims.release`` reaches); ``status=None`` keeps the status.
     ``reason`` replaces the status reason when the status changes; ``domain_uuid``, ``domain_state``
-    and ``domain_xml``, when given, record what the host's agent sees of the libvirt domain."""
+    and ``domain_xml``, when given, record what the host's agent sees of the libvirt domain.
+    ``delete_wins``: a server found ``deleting`` (under its row lock) keeps that status - a report
+    that raced with a delete records the domain only."""
     with db.transaction() as session:
         row = server_row(session, server_id)
         old = _V(row.status)
+        if delete_wins and old is _V.DELETING:
+            status = None
         if status is not None:
             new = parse_status(status)
             allowed = old is not _V.DELETED and (
