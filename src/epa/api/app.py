@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from epa import __version__
-from epa.api import errors, metrics
+from epa.api import errors, metrics, text
 from epa.api.dashboard import router as dashboard_router
 from epa.api.routes import alias, device, flavor, host, inventory, server
 from epa.inventory import Database
@@ -20,6 +20,8 @@ def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        # Before any route's own dependencies (auth reads the database too).
+        dependencies=[Depends(text.refuse_unstorable_text)],
     )
     app.state.db = db
     app.state.scheduling = SchedulingService(db, config)

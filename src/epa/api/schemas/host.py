@@ -7,6 +7,9 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 HOST_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+# The largest number the inventory stores: its INTEGER columns are 32-bit on PostgreSQL (SQLite would store
+# more, so without this bound the backends disagreed: 200 or 409 on one, "integer out of range" on the other).
+STORED_INT_MAX = 2**31 - 1
 
 
 class HostCreate(BaseModel):
@@ -24,7 +27,7 @@ class NumaCellBody(BaseModel):
     node: int = Field(ge=0, le=1023)
     socket: int | None = Field(default=None, ge=0, le=1023)
     cpus: list[int] = Field(default_factory=list, max_length=16384)
-    memory_mb: int = Field(ge=0, le=2**40)
+    memory_mb: int = Field(ge=0, le=STORED_INT_MAX)
 
 
 class HostOut(BaseModel):

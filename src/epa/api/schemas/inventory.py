@@ -5,12 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from epa.api.schemas.device import DeviceBody
-from epa.api.schemas.host import NumaCellBody
+from epa.api.schemas.host import STORED_INT_MAX, NumaCellBody
 
 
 class InventoryReport(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    generation: int = Field(ge=0, description="The host generation the agent last saw (0 for a new host).")
+    generation: int = Field(
+        ge=0, le=STORED_INT_MAX, description="The host generation the agent last saw (0 for a new host)."
+    )
     numa_cells: list[NumaCellBody] = Field(default_factory=list, max_length=1024)
     devices: list[DeviceBody] = Field(default_factory=list, max_length=20000)
 
