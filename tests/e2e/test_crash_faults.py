@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import pytest
 
 from epa.client import ApiClient
@@ -40,7 +39,7 @@ from epa.simulate.sysfs_tree import render_sysfs
 from epa.virt import parse_domain_devices, parse_domain_metadata
 from support.hypervisor import libvirt_daemon
 from support.pg import pg_database
-from support.procs import Processes, free_port, wait_for
+from support.procs import Processes, free_port, wait_for, wait_healthy
 
 pytestmark = pytest.mark.slow
 
@@ -112,17 +111,7 @@ class Cloud:
             out.flush()
             self.api_a = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
         self.procs.procs.append(self.api_a)
-        proc = self.api_a
-
-        def healthy() -> bool | None:
-            if proc.poll() is not None:
-                pytest.fail(f"epa serve exited with {proc.returncode}\n{self.logs()}")
-            try:
-                return httpx.get(f"{self.url_a}/healthz", timeout=1).status_code == 200 or None
-            except httpx.HTTPError:
-                return None
-
-        self.wait("API process A to answer", healthy)
+        wait_healthy(self.api_a, self.url_a, self.log("serve-a"))
 
     def agent_args(self, *extra: str) -> list[str]:
         specs = [arg for spec in SPECS for arg in ("--device-spec", spec)]

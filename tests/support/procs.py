@@ -67,7 +67,13 @@ def start_serve(procs: Processes, log: Path, env: dict[str, str], db_args: list[
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "epa", "serve", *db_args, "--port", str(port), "--data-dir", str(data_dir)]
-    server = procs.start(args, log, env)
+    wait_healthy(procs.start(args, log, env), url, log)
+    return url
+
+
+def wait_healthy(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
+    """Wait until the `epa serve` process ``server`` answers /healthz at ``url``; fail, with its log,
+    if it exits first."""
 
     def healthy() -> bool | None:
         if server.poll() is not None:
@@ -78,4 +84,3 @@ def start_serve(procs: Processes, log: Path, env: dict[str, str], db_args: list[
             return None
 
     wait_for(f"epa serve ({log.name}) to answer /healthz", healthy)
-    return url

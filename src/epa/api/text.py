@@ -8,12 +8,24 @@ on every backend."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
 from fastapi.routing import APIRoute
 
 from epa.errors import InvalidInput
+
+# JSON text can only spell a NUL or a surrogate as an escape (a raw NUL is not allowed in a JSON string,
+# and UTF-8 cannot encode a surrogate): a body without these escapes needs no walk. A match (a valid
+# surrogate pair, or an escaped backslash before "u0000") only means the walk decides.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def may_hold_unstorable(raw: bytes) -> bool:
+    """False when the JSON text ``raw`` cannot decode to an unstorable string: a scan in C, about 100
+    times cheaper than walking the decoded body."""
+    return _SUSPECT_ESCAPE.search(raw) is not None
 
 
 def storable(text: str) -> bool:
@@ -78,7 +90,10 @@ async def refuse_unstorable_text(request: Request) -> None:
         _check("a query parameter's name", name)
         _check(f"query parameter {name}", value)
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or route.body_field is None or not await request.body():
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return
+    raw = await request.body()
+    if not raw or not may_hold_unstorable(raw):
         return
     try:
         body = await request.json()
