@@ -2,41 +2,51 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
 from epa import __version__
-from epa.cli.agent_cmd import agent
-from epa.cli.alias import alias
-from epa.cli.demo import demo
-from epa.cli.device import device
-from epa.cli.discover import discover
-from epa.cli.flavor import flavor
-from epa.cli.host import host
-from epa.cli.serve import serve
-from epa.cli.server import server
 from epa.errors import EpaError, InvalidInput
 
 EXIT_FAILURE = 1
 EXIT_INVALID_INPUT = 2
 
+# Each command's module, imported only when that command runs (or help lists them all): `epa server
+# list` need not load the web framework, SQLAlchemy and numpy, which cost more than a second at start.
+COMMANDS = {
+    "discover": "epa.cli.discover:discover",
+    "agent": "epa.cli.agent_cmd:agent",
+    "host": "epa.cli.host:host",
+    "device": "epa.cli.device:device",
+    "alias": "epa.cli.alias:alias",
+    "flavor": "epa.cli.flavor:flavor",
+    "serve": "epa.cli.serve:serve",
+    "server": "epa.cli.server:server",
+    "demo": "epa.cli.demo:demo",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, name = target.split(":")
+        command = getattr(importlib.import_module(module), name)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"{target} is not a click command")
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="epa")
 def cli() -> None:
     """EPA: Enhanced Platform Awareness for PCI devices in a VM cloud."""
-
-
-cli.add_command(discover)
-cli.add_command(agent)
-cli.add_command(host)
-cli.add_command(device)
-cli.add_command(alias)
-cli.add_command(flavor)
-cli.add_command(serve)
-cli.add_command(server)
-cli.add_command(demo)
 
 
 def main(argv: list[str] | None = None) -> int:
