@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from epa.cli import server as server_cli
 from epa.cli.main import main
 from epa.client import ApiClient
+from epa.errors import ServiceUnavailable
 from support.reports import report_body
 from support.served import Served
 
@@ -124,3 +127,47 @@ def test_delete_force_and_wait(capsys: pytest.CaptureFixture[str], served: Serve
     code, out, _ = epa(capsys, served, "server", "delete", created["id"], "--force")
     assert (code, out.strip()) == (0, f"server {created['id']}: deleted")
     assert cloud.list_devices(host="nfv-1", status="claimed") == []
+
+
+class LoseFirstAnswers(httpx.BaseTransport):
+    """The network between client and server: requests reach the real server, but the first ``lose``
+    answers to a POST are lost on the way back (the connection drops after the server acted)."""
+
+    def __init__(self, lose: int) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.lose = lose
+        self.sent = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        if request.method == "POST":
+            self.sent += 1
+            if self.lose > 0:
+                self.lose -= 1
+                response.read()
+                response.close()
+                raise httpx.ReadError("connection reset by peer", request=request)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_create_retries_a_lost_answer_with_its_key_and_makes_one_server(
+    served: Served, cloud: ApiClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(server_cli.time, "sleep", lambda _s: None)
+    network = LoseFirstAnswers(lose=2)
+    with ApiClient(served.url, served.admin, transport=network) as api:
+        created = server_cli._create_retrying(api, "vnf-1", "vnf", [])
+    assert network.sent == 3
+    assert [s["id"] for s in cloud.list_servers()] == [created["id"]]
+    assert len(created["devices"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("sending the create again") == 2 and "Idempotency-Key" in err
+
+    # An answer lost every time: the create gives up with the error, still having made one server.
+    network = LoseFirstAnswers(lose=server_cli.CREATE_ATTEMPTS)
+    with ApiClient(served.url, served.admin, transport=network) as api, pytest.raises(ServiceUnavailable):
+        server_cli._create_retrying(api, "vnf-2", "vnf", [])
+    assert sorted(s["name"] for s in cloud.list_servers()) == ["vnf-1", "vnf-2"]

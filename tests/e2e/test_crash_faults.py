@@ -293,6 +293,13 @@ def _answers(api: ApiClient) -> bool | None:
     return True
 
 
+def cloud_with_agent(cloud: Cloud) -> Cloud:
+    """The agent running (started if it is not)."""
+    if cloud.agent is None or cloud.agent.poll() is not None:
+        cloud.start_agent()
+    return cloud
+
+
 def _name(point: str) -> str:
     return "vm-" + point.replace(".", "-").replace("_", "-")
 
@@ -323,9 +330,10 @@ def test_a_crash_while_creating_converges_after_one_pass(cloud: Cloud, point: st
         cloud.start_api_a(crash_at=point)
     cloud.start_agent(crash_at=None if on_api else point)
 
+    key = f"retry-{name}"
     if on_api:
         with ApiClient(cloud.url_a, cloud.admin) as api, pytest.raises(ServiceUnavailable):
-            api.create_server(name, "vnf", [PORT])  # the process dies before it answers
+            api.create_server(name, "vnf", [PORT], idempotency_key=key)  # the process dies before it answers
         cloud.died_at(cloud.api_a, point)
     else:
         _create(cloud, name)
@@ -339,13 +347,23 @@ def test_a_crash_while_creating_converges_after_one_pass(cloud: Cloud, point: st
     if point == "claim.before_commit":
         assert named == [], "a claim that was never committed left a server behind"
     else:
-        # Committed before the crash: the server is whole and running (the client that did not hear the
-        # answer finds it by its name).
+        # Committed before the crash: the server is whole and running.
         assert [s["status"] for s in named] == ["active"], named
+    if on_api:
+        # The client that lost the answer sends the create again with its Idempotency-Key: it gets the
+        # server its first request made, or (never committed) the one this request makes - never two.
+        with ApiClient(cloud.url_a, cloud.admin) as api:
+            retried = api.create_server(name, "vnf", [PORT], idempotency_key=key)
+        if named:
+            assert retried["id"] == named[0]["id"] and retried["status"] == "active", retried
+        cloud.acked[retried["id"]] = "live"
+        _active(cloud_with_agent(cloud), retried["id"])
+        assert [s["id"] for s in cloud.servers().values() if s["name"] == name] == [retried["id"]]
+    elif named:
         cloud.acked[named[0]["id"]] = "live"
 
     # And the cloud goes on: delete everything, all comes back.
-    cloud.start_agent()
+    cloud_with_agent(cloud)
     with ApiClient(cloud.url_a, cloud.admin) as api:
         for server_id in list(cloud.acked):
             api.delete_server(server_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import click
@@ -11,7 +12,7 @@ from epa.cli.client_settings import with_client
 from epa.cli.tables import echo_json, key_values, render
 from epa.client import ApiClient
 from epa.domain.port import Port
-from epa.errors import EpaError
+from epa.errors import EpaError, ServiceUnavailable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 SERVER_HEADERS = ("ID", "NAME", "STATUS", "HOST", "NODES", "DEVICES", "REASON")
@@ -99,7 +100,7 @@ def create_server(
         else:
             click.echo(explain_text(answer))
         return
-    created = api.create_server(name, flavor, port_bodies)
+    created = _create_retrying(api, name, flavor, port_bodies)
     if wait and created.get("status") != "error":
         created = wait_for_status(api, str(created["id"]), {"active", "error"}, timeout, quiet=as_json)
     if as_json:
@@ -108,6 +109,25 @@ def create_server(
         click.echo(render(SERVER_HEADERS, [server_row(created)]))
     if created.get("status") == "error":
         raise ServerFailed(f"server {name} ({created.get('id')}): {created.get('status_reason')}")
+
+
+CREATE_ATTEMPTS = 4
+
+
+def _create_retrying(api: ApiClient, name: str, flavor: str, ports: list[dict[str, Any]]) -> Any:
+    """Create with an Idempotency-Key, and send it again with that key while the server cannot be
+    reached (or answers 5xx): a create whose answer was lost is found, never made twice."""
+    key = str(uuid.uuid4())
+    for attempt in range(1, CREATE_ATTEMPTS + 1):
+        try:
+            return api.create_server(name, flavor, ports, idempotency_key=key)
+        except ServiceUnavailable as e:
+            if attempt == CREATE_ATTEMPTS:
+                raise
+            delay = 0.5 * 2**attempt
+            click.echo(f"epa: {e}; sending the create again in {delay:g}s (Idempotency-Key {key})", err=True)
+            time.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def wait_for_status(api: ApiClient, server_id: str, done: set[str], timeout: float, quiet: bool = False) -> Any:

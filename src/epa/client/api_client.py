@@ -117,6 +117,7 @@ class ApiClient:
         path: str,
         body: object = None,
         params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         url = f"{self.base_url}{path}"
         try:
@@ -125,6 +126,7 @@ class ApiClient:
                 path,
                 json=body,
                 params=dict(params) if params else None,
+                headers=dict(headers) if headers else None,
             )
         except httpx.TimeoutException as e:
             raise ServiceUnavailable(f"EPA server at {url} did not answer {method} in time: {e}") from e
@@ -139,8 +141,10 @@ class ApiClient:
         except ValueError as e:
             raise EpaError(f"{method} {url}: the answer is not JSON ({response.text[:200]!r})") from e
 
-    def _object(self, method: str, path: str, body: object = None) -> JsonObject:
-        answer = self._request(method, path, body)
+    def _object(
+        self, method: str, path: str, body: object = None, headers: Mapping[str, str] | None = None
+    ) -> JsonObject:
+        answer = self._request(method, path, body, headers=headers)
         if not isinstance(answer, dict):
             raise EpaError(f"{method} {self.base_url}{path}: expected a JSON object, got {answer!r}")
         return answer
@@ -272,8 +276,18 @@ class ApiClient:
 
     # -- servers and the scheduler ---------------------------------------------------------------
 
-    def create_server(self, name: str, flavor: str, ports: Sequence[Mapping[str, Any]] = ()) -> JsonObject:
-        return self._object("POST", "/v1/servers", {"name": name, "flavor": flavor, "ports": [dict(p) for p in ports]})
+    def create_server(
+        self,
+        name: str,
+        flavor: str,
+        ports: Sequence[Mapping[str, Any]] = (),
+        idempotency_key: str | None = None,
+    ) -> JsonObject:
+        """Create a server. With ``idempotency_key``, sending the same create again (after a lost answer)
+        returns the server the first one made instead of making another."""
+        body = {"name": name, "flavor": flavor, "ports": [dict(p) for p in ports]}
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._object("POST", "/v1/servers", body, headers=headers)
 
     def list_servers(self, host: str | None = None, status: str | None = None) -> list[JsonObject]:
         query = "&".join(f"{k}={_segment(v)}" for k, v in (("host", host), ("status", status)) if v)

@@ -27,8 +27,10 @@ from epa.inventory.db import Database
 from epa.inventory.records import ServerRecord, ServerStatus
 from epa.inventory.schema import ClaimRow, DeviceRow, HostRow, NumaCellRow, ServerCellRow, ServerRow, utcnow
 from epa.inventory.servers import (
+    DuplicateRequest,
     InvalidServerTransition,
     NewServer,
+    insert_server,
     load_servers,
     record_unscheduled,
     server_row,
@@ -38,6 +40,7 @@ from epa.inventory.snapshots import used_by_node
 
 __all__ = [
     "ClaimConflict",
+    "DuplicateRequest",
     "InvalidServerTransition",
     "NewServer",
     "claim",
@@ -91,8 +94,9 @@ def claim(
         except InvalidStatusTransition as e:
             raise ClaimConflict(f"claim on host {host!r}: {e}") from e
 
-        session.execute(
-            insert(ServerRow).values(
+        insert_server(
+            session,
+            ServerRow(
                 id=server_id,
                 name=server.name,
                 flavor=server.flavor_json(),
@@ -102,9 +106,10 @@ def claim(
                 host_id=hid,
                 host_nodes=list(host_nodes),
                 domain_uuid=None,
+                request_key=server.request_key,
                 created_at=now,
                 updated_at=now,
-            )
+            ),
         )
         cells = sorted(
             (n, cpus_by_node.get(n, 0), memory_by_node.get(n, 0)) for n in set(cpus_by_node) | set(memory_by_node)

@@ -219,6 +219,8 @@ class ServerRow(Base):
     domain_uuid: Mapped[str | None] = mapped_column(String(36))
     domain_state: Mapped[str | None] = mapped_column(String(32))
     domain_xml: Mapped[str | None] = mapped_column(Text)
+    # The client's Idempotency-Key: a create sent again with it finds this server instead of making another.
+    request_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

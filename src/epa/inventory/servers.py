@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
@@ -46,6 +47,8 @@ class NewServer:
     name: str
     flavor: Flavor
     ports: tuple[Port, ...] = ()
+    # The client's Idempotency-Key (None: none given); unique among servers.
+    request_key: str | None = None
 
     def flavor_json(self) -> dict[str, object]:
         f = self.flavor
@@ -122,6 +125,32 @@ def load_servers(session: Session, where: Sequence[ColumnElement[bool]]) -> list
     return [to_record(row, host, devices.get(row.id, ()), cells.get(row.id, ())) for row, host in rows]
 
 
+class DuplicateRequest(Conflict):
+    """A server already carries this create's Idempotency-Key (the create was sent again)."""
+
+    code = "duplicate_request"
+
+
+def server_by_request_key(db: Database, key: str) -> ServerRecord | None:
+    with db.transaction(readonly=True) as session:
+        found = load_servers(session, [ServerRow.request_key == key])
+    return found[0] if found else None
+
+
+def insert_server(session: Session, row: ServerRow) -> None:
+    """Add ``row`` now. When it carries a request key and cannot be inserted, ``DuplicateRequest`` (the
+    transaction is lost): the caller looks the key up in a new one, and finds the server that took it."""
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError as e:
+        if row.request_key is not None:
+            raise DuplicateRequest(
+                f"server {row.name!r} cannot be recorded with Idempotency-Key {row.request_key!r}: {e.orig}"
+            ) from e
+        raise
+
+
 def get_server(db: Database, server_id: str) -> ServerRecord:
     with db.transaction(readonly=True) as session:
         found = load_servers(session, [ServerRow.id == server_id])
@@ -170,11 +199,12 @@ def record_unscheduled(db: Database, server: NewServer, reason: str) -> ServerRe
         host_id=None,
         host_nodes=[],
         domain_uuid=None,
+        request_key=server.request_key,
         created_at=now,
         updated_at=now,
     )
     with db.transaction() as session:
-        session.add(row)
+        insert_server(session, row)
     return to_record(row, None)
 
 

@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from epa.domain.port import Port
+from epa.errors import Conflict
 from epa.inventory import Database
 from epa.inventory.aliases import known_aliases
-from epa.inventory.claims import ClaimConflict, NewServer, claim, record_unscheduled
+from epa.inventory.claims import ClaimConflict, DuplicateRequest, NewServer, claim, record_unscheduled
 from epa.inventory.flavors import get_flavor
 from epa.inventory.records import ServerRecord
+from epa.inventory.servers import server_by_request_key
 from epa.inventory.snapshots import HostSnapshot, host_versions, load_snapshots
 from epa.scheduler.fit import Placement
 from epa.scheduler.host_state import Cell, HostState, Slot
@@ -140,10 +142,36 @@ class SchedulingService:
             self.refresh(force=True)
             return request, self.scheduler.explain(request, self.clock())
 
-    def create(self, name: str, flavor_name: str, ports: Sequence[Port]) -> ServerRecord:
-        """Schedule and claim; a server in ``error`` (with the reason) when no host can take it."""
+    def create_once(
+        self, request_key: str, name: str, flavor_name: str, ports: Sequence[Port]
+    ) -> tuple[ServerRecord, bool]:
+        """``create`` made idempotent by the client's ``request_key``: the first request with that key
+        creates the server, any later one (a retry after a lost answer, or a race with that retry in
+        another process) gets the same server back. True when the server already existed."""
+        existing = server_by_request_key(self.db, request_key)
+        if existing is None:
+            try:
+                return self.create(name, flavor_name, ports, request_key=request_key), False
+            except DuplicateRequest as e:
+                # Another request with this key got there first (its server is committed), or the
+                # insert failed for another reason, which the error then says.
+                existing = server_by_request_key(self.db, request_key)
+                if existing is None:
+                    raise Conflict(str(e)) from e
+        if existing.name != name or existing.flavor.get("name") != flavor_name:
+            raise Conflict(
+                f"Idempotency-Key {request_key!r} was used for server {existing.name!r} "
+                f"(flavor {existing.flavor.get('name')!r}, id {existing.id}), not for {name!r} (flavor {flavor_name!r})"
+            )
+        return existing, True
+
+    def create(
+        self, name: str, flavor_name: str, ports: Sequence[Port], request_key: str | None = None
+    ) -> ServerRecord:
+        """Schedule and claim; a server in ``error`` (with the reason) when no host can take it.
+        ``DuplicateRequest`` when ``request_key`` is already a server's."""
         template, request = self.build(flavor_name, ports)
-        server = NewServer(name, template.flavor, template.ports)
+        server = NewServer(name, template.flavor, template.ports, request_key)
         with self._lock:
             self.counters.creates += 1
             self.refresh()

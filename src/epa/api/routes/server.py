@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin, Caller, may_access_host
@@ -69,10 +69,31 @@ def explanation_json(request: ServerRequest, why: Explanation, limit: int) -> di
     }
 
 
+# Printable ASCII without spaces, as the IETF Idempotency-Key draft's examples (a UUID fits).
+IDEMPOTENCY_KEY = r"^[!-~]{1,64}$"
+
+
 @router.post("/v1/servers", status_code=201, response_model=ServerOut)
-def create_server(body: ServerCreate, _: Admin, service: Scheduling) -> JSONResponse:
-    record = service.create(body.name, body.flavor, _ports(body.ports))
-    return JSONResponse(record.to_json(), status_code=201)
+def create_server(
+    body: ServerCreate,
+    _: Admin,
+    service: Scheduling,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=IDEMPOTENCY_KEY,
+            description="Send a create again with the same key (after a lost answer) and get the same server back "
+            "(with `Idempotent-Replayed: true`) instead of a second one.",
+        ),
+    ] = None,
+) -> JSONResponse:
+    if idempotency_key is None:
+        record = service.create(body.name, body.flavor, _ports(body.ports))
+        return JSONResponse(record.to_json(), status_code=201)
+    record, replayed = service.create_once(idempotency_key, body.name, body.flavor, _ports(body.ports))
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return JSONResponse(record.to_json(), status_code=201, headers=headers)
 
 
 @router.get("/v1/servers", response_model=ServerList)
