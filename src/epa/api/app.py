@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from epa import __version__
-from epa.api import errors, metrics, text
+from epa.api import errors, limits, metrics, offloop, text
 from epa.api.dashboard import router as dashboard_router
 from epa.api.routes import alias, device, flavor, host, inventory, server
 from epa.inventory import Database
@@ -27,12 +27,15 @@ def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
     app.state.scheduling = SchedulingService(db, config)
     errors.install(app)
 
+    # On the event loop itself: it answers while every worker thread is busy (a report, a slow database).
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     for module in (host, inventory, device, alias, flavor, server):
         app.include_router(module.router)
     app.include_router(dashboard_router)
     metrics.install(app)
+    offloop.install(app)
+    app.add_middleware(limits.BodyGuard)
     return app

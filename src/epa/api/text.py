@@ -77,13 +77,22 @@ def _render(path: Where) -> str:
 
 def _check(where: str, text: str) -> None:
     if not storable(text):
-        shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+        shown = repr(text) if len(text) <= 60 else repr(text[:57]) + f"... ({len(text)} characters)"
         raise InvalidInput(f"{where} ({shown}): text must not contain NUL or an unpaired surrogate")
+
+
+def check_body(body: Any) -> None:
+    """Refuse a decoded JSON body holding a string no database can store (400 naming where it is)."""
+    found = first_unstorable(body)
+    if found is not None:
+        _check(*found)
 
 
 async def refuse_unstorable_text(request: Request) -> None:
     """A dependency of the whole application: path and query parameters, and the JSON body of the routes
-    that take one (FastAPI has decoded it already; ``request.json()`` returns that)."""
+    that take one (FastAPI has decoded it already; ``request.json()`` returns that). The body was read under
+    its cap, after authentication (``epa.api.limits``); routes that decode their own body off the event loop
+    (``epa.api.offloop``) check it there."""
     for name, value in request.path_params.items():
         _check(f"path parameter {name}", str(value))
     for name, value in request.query_params.multi_items():
@@ -99,6 +108,4 @@ async def refuse_unstorable_text(request: Request) -> None:
         body = await request.json()
     except ValueError:  # not JSON (another content type): the route's own validation answers
         return
-    found = first_unstorable(body)
-    if found is not None:
-        _check(*found)
+    check_body(body)
