@@ -19,12 +19,13 @@ without reading its body at all, and the route's own dependency reuses the calle
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 from fastapi.dependencies.models import Dependant
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,41 +58,56 @@ def body_limit(max_bytes: int | None) -> Callable[[F], F]:
     return declare
 
 
-def limit_of(route: BaseRoute | None) -> int | None:
-    """The body cap of ``route`` (the default for undeclared routes, and for URLs that match no route)."""
-    if isinstance(route, APIRoute):
-        return _DECLARED.get(route.endpoint, DEFAULT_BODY_LIMIT)
-    return DEFAULT_BODY_LIMIT
-
-
 def _uses(dependant: Dependant, call: Callable[..., Any]) -> bool:
     return any(d.call is call or _uses(d, call) for d in dependant.dependencies)
 
 
-_NEEDS_TOKEN: dict[int, bool] = {}
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What the edge does for one route: authenticate first or not, and the body cap (None: none)."""
+
+    needs_token: bool
+    limit: int | None
 
 
-def needs_token(route: BaseRoute | None) -> bool:
-    """True for the routes that authenticate their caller (the OpenAPI document and docs pages do not)."""
-    if not isinstance(route, APIRoute):
-        return False
-    key = id(route)
-    if key not in _NEEDS_TOKEN:
-        _NEEDS_TOKEN[key] = _uses(route.dependant, auth.principal)
-    return _NEEDS_TOKEN[key]
+# For URLs that match no route (the app answers 404 without reading the body) and for the pages FastAPI adds
+# itself (the OpenAPI document): no token, the small cap.
+NO_ROUTE = Rule(needs_token=False, limit=DEFAULT_BODY_LIMIT)
 
 
-def route_for(routes: list[BaseRoute], scope: Scope) -> BaseRoute | None:
-    """The route that will serve ``scope``, as the router picks it (the first full match, else the first
-    route whose path matches: the router answers that one 405)."""
-    partial: BaseRoute | None = None
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match is Match.FULL:
-            return route
-        if match is Match.PARTIAL and partial is None:
-            partial = route
-    return partial
+def rule_for(route: RouteContext) -> Rule:
+    """A route needs a token when its dependencies include :func:`epa.api.auth.principal`; its cap is what
+    :func:`body_limit` declared for its endpoint, else :data:`DEFAULT_BODY_LIMIT`."""
+    endpoint = route.endpoint
+    if not isinstance(route.original_route, APIRoute) or endpoint is None:
+        return NO_ROUTE
+    return Rule(_uses(route.dependant, auth.principal), _DECLARED.get(endpoint, DEFAULT_BODY_LIMIT))
+
+
+class RouteRules:
+    """The rule of the route that will serve a request, found as the router finds it (the first full match,
+    else the first route whose path matches: the router answers that one 405)."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[RouteContext, Rule]] = []
+        self._built_from: list[BaseRoute] | None = None
+        self._built_count = -1
+
+    def _table(self, routes: list[BaseRoute]) -> list[tuple[RouteContext, Rule]]:
+        if routes is not self._built_from or len(routes) != self._built_count:
+            self._routes = [(r, rule_for(r)) for r in iter_route_contexts(routes)]
+            self._built_from, self._built_count = routes, len(routes)
+        return self._routes
+
+    def __call__(self, routes: list[BaseRoute], scope: Scope) -> Rule:
+        partial: Rule | None = None
+        for route, rule in self._table(routes):
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return rule
+            if match is Match.PARTIAL and partial is None:
+                partial = rule
+        return partial or NO_ROUTE
 
 
 class PayloadTooLarge(HTTPException):
@@ -127,17 +143,18 @@ class BodyGuard:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.rules = RouteRules()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = route_for(scope["app"].router.routes, scope)
+        rule = self.rules(scope["app"].router.routes, scope)
         length = _content_length(scope)
         unread = bool(length) or bool(_header(scope, b"transfer-encoding"))
         # The body is never read when the answer comes from here: close the connection rather than drain it.
         close = {"Connection": "close"} if unread else None
-        if needs_token(route):
+        if rule.needs_token:
             db: Database = scope["app"].state.db
             try:
                 who = await anyio.to_thread.run_sync(auth.principal_from_header, db, _header(scope, b"authorization"))
@@ -145,7 +162,7 @@ class BodyGuard:
                 await epa_error_response(e, close)(scope, receive, send)
                 return
             scope.setdefault("state", {})[auth.PRINCIPAL] = who
-        limit = limit_of(route)
+        limit = rule.limit
         if limit is None:
             await self.app(scope, receive, send)
             return
