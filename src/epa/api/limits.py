@@ -42,6 +42,8 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 # bridges); its report is ~1.9 MB as the agent sends it (about 470 bytes a function, bench/hostile_inputs.py).
 # 16 MiB is 8x that: headroom for long names and tags, never a memory problem (see docs/api.md).
 INVENTORY_BODY_LIMIT = 16 * 1024 * 1024
+# A server's state report carries its libvirt domain XML (up to 1,000,000 characters; a real one is 5-30 kB).
+STATE_BODY_LIMIT = 2 * 1024 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DECLARED: dict[Callable[..., Any], int | None] = {}

@@ -1,4 +1,5 @@
-"""The one rule for every piece of text a request brings: it is text that any database can store.
+"""The one rule for every piece of text a request brings: it is text that any database can store (and a path or
+query parameter is at most :data:`MAX_PARAMETER` characters).
 
 PostgreSQL's text cannot hold NUL (U+0000): a NUL in a name, a query parameter or a body field was a
 500 there, while SQLite stored it or answered 404. JSON can also spell a lone surrogate (``"\\ud800"``),
@@ -81,6 +82,17 @@ def _check(where: str, text: str) -> None:
         raise InvalidInput(f"{where} ({shown}): text must not contain NUL or an unpaired surrogate")
 
 
+# Every path and query parameter is a name, an id, an address or a filter: none is near this long, and an
+# error naming one (404 "alias ... not found") quotes it whole.
+MAX_PARAMETER = 256
+
+
+def _check_parameter(where: str, text: str) -> None:
+    _check(where, text)
+    if len(text) > MAX_PARAMETER:
+        raise InvalidInput(f"{where} ({text[:57]!r}... {len(text)} characters) is longer than {MAX_PARAMETER}")
+
+
 def check_body(body: Any) -> None:
     """Refuse a decoded JSON body holding a string no database can store (400 naming where it is)."""
     found = first_unstorable(body)
@@ -94,10 +106,10 @@ async def refuse_unstorable_text(request: Request) -> None:
     its cap, after authentication (``epa.api.limits``); routes that decode their own body off the event loop
     (``epa.api.offloop``) check it there."""
     for name, value in request.path_params.items():
-        _check(f"path parameter {name}", str(value))
+        _check_parameter(f"path parameter {name}", str(value))
     for name, value in request.query_params.multi_items():
-        _check("a query parameter's name", name)
-        _check(f"query parameter {name}", value)
+        _check_parameter("a query parameter's name", name)
+        _check_parameter(f"query parameter {name}", value)
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.body_field is None:
         return
