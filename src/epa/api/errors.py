@@ -69,12 +69,14 @@ def validation_message(exc: RequestValidationError) -> str:
         return "the request is not valid"
     first = errors[0]
     field = _loc(tuple(first.get("loc", ())))
+    if len(field) > 120:  # a key of the body is part of the location: it may be as long as the body
+        field = field[:117] + "..."
     value = first.get("input")
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
     if len(shown) > 80:
         shown = shown[:77] + "..."
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{field} ({shown}): {first.get('msg', 'is not valid')}{more}"
+    return bounded(f"{field} ({shown}): {first.get('msg', 'is not valid')}{more}")
 
 
 # A message quotes the values at fault; a value is bounded by its field's cap, and a message by this (a
