@@ -1,7 +1,7 @@
-"""``/docs``: Swagger UI for the OpenAPI document, from the installed ``swagger-ui-bundle`` package (no CDN: the
-page loads nothing from another origin), under a Content-Security-Policy that allows only this origin's
-scripts. FastAPI's own page loads its script from a CDN without an integrity pin and starts it with an inline
-script, which a strict policy would block; here the start-up script is a file of ours."""
+"""``/docs``: Swagger UI for the OpenAPI document, from the installed ``swagger-ui-bundle-v2`` package (Swagger UI
+5, which reads OpenAPI 3.1; no CDN: the page loads nothing from another origin), under a Content-Security-Policy
+that allows only this origin's scripts. FastAPI's own page loads its script from a CDN without an integrity pin
+and starts it with an inline script, which a strict policy would block; here the start-up script is a file."""
 
 from __future__ import annotations
 
