@@ -38,9 +38,9 @@ from epa.inventory import Database
 # Every body but an inventory report is a name and a few fields: a kilobyte. 64 KiB leaves room for a long
 # reason text and any JSON formatting, and is what a body costs at most before its route looks at it.
 DEFAULT_BODY_LIMIT = 64 * 1024
-# The largest realistic host has about 4,096 PCI functions (8 NICs x 2 PFs x 256 VFs, plus switches and
-# bridges); its report is ~1.9 MB as the agent sends it (about 470 bytes a function, bench/hostile_inputs.py).
-# 16 MiB is 8x that: headroom for long names and tags, never a memory problem (see docs/api.md).
+# The largest realistic host has about 4,096 PCI functions (16 ports x 255 VFs with their PFs and root ports:
+# 4,112); its report is 2.47 MiB as the agent sends it (about 630 bytes a function, bench/hostile_inputs.py).
+# 16 MiB is 6.5x that: headroom for long names and tags; a report in memory costs about 25 MB (measured there).
 INVENTORY_BODY_LIMIT = 16 * 1024 * 1024
 # A server's state report carries its libvirt domain XML (up to 1,000,000 characters; a real one is 5-30 kB).
 STATE_BODY_LIMIT = 2 * 1024 * 1024
