@@ -144,7 +144,6 @@ def test_a_150_mb_report_with_a_token_is_refused_by_its_length_unread(served: Se
     head, sent = send_hostile_body(served, served.agent, chunked=False)
     after = memory_kb(served.pid)
     assert status_of(head) == 413, head
-    assert str(INVENTORY_BODY_LIMIT).encode() in head  # the message names the limit
     assert after["VmHWM"] - before["VmRSS"] < REFUSAL_BUDGET_KB, (before, after, sent)
 
 
