@@ -153,6 +153,7 @@ def free_port() -> int:
 class Server:
     url: str
     admin_token: str
+    pid: int = 0
 
 
 @contextlib.contextmanager
@@ -181,7 +182,7 @@ def api_server(db: Database, data_dir: Path) -> Iterator[Server]:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"epa serve did not answer within 60 s:\n{log.read_text()}") from None
                     time.sleep(0.1)
-        yield Server(url, (data_dir / "admin-token").read_text().strip())
+        yield Server(url, (data_dir / "admin-token").read_text().strip(), proc.pid)
     finally:
         proc.terminate()
         try:

@@ -600,7 +600,7 @@ def metrics(c: Cluster) -> Counter[str]:
     """The scheduling counters of every serve process, summed."""
     names = ("epa_server_creates", "epa_servers_scheduled", "epa_scheduling_no_valid_host", "epa_claim_conflicts")
     total: Counter[str] = Counter()
-    with httpx.Client(timeout=30) as http:
+    with c.admin() as http:  # /metrics needs the admin token
         for url in c.urls:
             text = must_text(http.get(f"{url}/metrics"))
             for name in names:

@@ -1,4 +1,5 @@
-"""Story: Prometheus scrapes ``/metrics`` without a token and sees the inventory (devices by host, type
+"""Story: Prometheus scrapes ``/metrics`` (with the admin token; without one under ``--metrics-public``) and
+sees the inventory (devices by host, type
 and status; hosts; report ages) and what the scheduler did (creates, placements, no valid host, the
 decision latency histogram); two apps in one process keep their own numbers."""
 
@@ -18,8 +19,8 @@ from support.reports import report_body
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def scrape(client: TestClient) -> Samples:
-    resp = client.get("/metrics")
+def scrape(client: TestClient, token: str | None) -> Samples:
+    resp = client.get("/metrics", headers={"Authorization": f"Bearer {token}"} if token else {})
     assert resp.status_code == 200, resp.text
     assert resp.headers["content-type"].startswith("text/plain; version=")
     return {
@@ -47,7 +48,7 @@ def cloud(api: Api, nfv_sysfs: Path) -> Api:
 
 
 def test_scrape_shows_inventory_and_scheduling(cloud: Api) -> None:
-    before = scrape(cloud.client)
+    before = scrape(cloud.client, cloud.admin)
     assert value(before, "epa_server_creates_total") == 0
     assert value(before, "epa_scheduling_decision_seconds_count") == 0
     vfs = value(before, "epa_devices", host="nfv-1", dev_type="type-VF", status="available")
@@ -59,7 +60,7 @@ def test_scrape_shows_inventory_and_scheduling(cloud: Api) -> None:
     second = cloud.call("POST", "/v1/servers", json={"name": "g-2", "flavor": "gpu"}, expect=201)
     assert second["status"] == "error"  # the one T4 is taken
 
-    after = scrape(cloud.client)
+    after = scrape(cloud.client, cloud.admin)
     assert value(after, "epa_server_creates_total") == 2
     assert value(after, "epa_servers_scheduled_total") == 1
     assert value(after, "epa_scheduling_no_valid_host_total") == 1
@@ -78,13 +79,22 @@ def test_scrape_shows_inventory_and_scheduling(cloud: Api) -> None:
     assert ("epa_agent_report_age_seconds", frozenset({("host", "idle-1")})) not in after  # never reported
 
     # Counters only grow: a later scrape sees the same decisions once, not again.
-    assert value(scrape(cloud.client), "epa_scheduling_decision_seconds_count") == 3
+    assert value(scrape(cloud.client, cloud.admin), "epa_scheduling_decision_seconds_count") == 3
 
 
 def test_each_app_has_its_own_registry(cloud: Api, db: Database) -> None:
     cloud.call("POST", "/v1/servers", json={"name": "g-1", "flavor": "gpu"}, expect=201)
     with TestClient(create_app(db)) as other:
-        samples = scrape(other)
+        samples = scrape(other, cloud.admin)
     assert value(samples, "epa_server_creates_total") == 0  # the other app scheduled nothing
     assert value(samples, "epa_devices", host="nfv-1", dev_type="type-PCI", status="claimed") == 1  # same database
-    assert value(scrape(cloud.client), "epa_server_creates_total") == 1
+    assert value(scrape(cloud.client, cloud.admin), "epa_server_creates_total") == 1
+
+
+def test_metrics_need_the_admin_token_unless_served_public(cloud: Api, db: Database) -> None:
+    assert cloud.client.get("/metrics").status_code == 401
+    agent = cloud.call("POST", "/v1/hosts/nfv-1/token", expect=200)["agent_token"]
+    assert cloud.client.get("/metrics", headers={"Authorization": f"Bearer {agent}"}).status_code == 403
+    with TestClient(create_app(db, metrics_public=True)) as public:
+        samples = scrape(public, None)
+    assert value(samples, "epa_hosts") == 2

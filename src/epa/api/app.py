@@ -5,20 +5,21 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 
 from epa import __version__
-from epa.api import errors, metrics, text
+from epa.api import docs, errors, headers, limits, metrics, offloop, text
 from epa.api.dashboard import router as dashboard_router
 from epa.api.routes import alias, device, flavor, host, inventory, server
 from epa.inventory import Database
 from epa.service.scheduling import SchedulingService, ServiceConfig
 
 
-def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
+def create_app(db: Database, config: ServiceConfig | None = None, metrics_public: bool = False) -> FastAPI:
+    """The API on ``db``; ``metrics_public`` serves ``/metrics`` without a token (a scraper on a trusted network)."""
     app = FastAPI(
         title="EPA",
         version=__version__,
         description="Enhanced Platform Awareness: PCI device inventory of a VM cloud's hosts.",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        docs_url=None,  # epa.api.docs: Swagger UI from the installed package, under a CSP
         redoc_url=None,
         # Before any route's own dependencies (auth reads the database too).
         dependencies=[Depends(text.refuse_unstorable_text)],
@@ -27,12 +28,17 @@ def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
     app.state.scheduling = SchedulingService(db, config)
     errors.install(app)
 
+    # On the event loop itself: it answers while every worker thread is busy (a report, a slow database).
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     for module in (host, inventory, device, alias, flavor, server):
         app.include_router(module.router)
     app.include_router(dashboard_router)
-    metrics.install(app)
+    app.include_router(docs.router)
+    metrics.install(app, public=metrics_public)
+    offloop.install(app)
+    app.add_middleware(limits.BodyGuard)
+    app.add_middleware(headers.SecurityHeaders)  # outermost: on the edge's own refusals too
     return app

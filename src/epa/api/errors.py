@@ -39,7 +39,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
-    413: "request_too_large",
+    413: "payload_too_large",
 }
 
 
@@ -69,23 +69,42 @@ def validation_message(exc: RequestValidationError) -> str:
         return "the request is not valid"
     first = errors[0]
     field = _loc(tuple(first.get("loc", ())))
+    if len(field) > 120:  # a key of the body is part of the location: it may be as long as the body
+        field = field[:117] + "..."
     value = first.get("input")
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
     if len(shown) > 80:
         shown = shown[:77] + "..."
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-    return f"{field} ({shown}): {first.get('msg', 'is not valid')}{more}"
+    return bounded(f"{field} ({shown}): {first.get('msg', 'is not valid')}{more}")
+
+
+# A message quotes the values at fault; a value is bounded by its field's cap, and a message by this (a
+# backstop: a 1 MB bad value must not come back as a 1 MB answer).
+MAX_MESSAGE = 1000
+
+
+def bounded(message: str) -> str:
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 3] + "..."
+
+
+def epa_error_response(exc: EpaError, headers: dict[str, str] | None = None) -> JSONResponse:
+    extra: dict[str, Any] = {}
+    if isinstance(exc, GenerationConflict):
+        extra["current_generation"] = exc.current
+    status = status_for(exc)
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(
+        error_body(exc.code, bounded(exc.message), **extra), status_code=status, headers=all_headers or None
+    )
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(EpaError)
     async def _epa(_: Request, exc: EpaError) -> JSONResponse:
-        extra: dict[str, Any] = {}
-        if isinstance(exc, GenerationConflict):
-            extra["current_generation"] = exc.current
-        status = status_for(exc)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return JSONResponse(error_body(exc.code, exc.message, **extra), status_code=status, headers=headers)
+        return epa_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -94,4 +113,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        return JSONResponse(
+            error_body(code, bounded(str(exc.detail))), status_code=exc.status_code, headers=exc.headers
+        )

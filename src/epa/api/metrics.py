@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from epa.api.auth import admin
 from epa.inventory import Database
 from epa.inventory.metrics import inventory_stats
 from epa.service.scheduling import SchedulingService
@@ -99,11 +100,13 @@ def build_registry(db: Database, service: SchedulingService) -> CollectorRegistr
     return registry
 
 
-def install(app: FastAPI) -> None:
-    """Give ``app`` its own registry and the ``GET /metrics`` route (no token: Prometheus scrapes it)."""
+def install(app: FastAPI, public: bool = False) -> None:
+    """Give ``app`` its own registry and the ``GET /metrics`` route: the admin token by default (the metrics
+    name every host and tell its use); ``public`` for a scraper on a trusted network (``--metrics-public``)."""
     registry = build_registry(app.state.db, app.state.scheduling)
     app.state.metrics_registry = registry
+    guard = [] if public else [Depends(admin)]
 
-    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    @app.get("/metrics", tags=["metrics"], response_class=Response, dependencies=guard)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -9,6 +9,7 @@ from typing import Any
 import uvicorn
 
 from epa.api.app import create_app
+from epa.api.connections import HEADER_TIMEOUT_S, MAX_CONNECTIONS, guarded_h11
 from epa.errors import InvalidInput
 from epa.inventory import Database
 from epa.service.scheduling import ServiceConfig
@@ -45,9 +46,12 @@ def uvicorn_options(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     log_level: str = "info",
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> dict[str, Any]:
     """What ``epa serve`` runs uvicorn with (``uvicorn.run`` or ``uvicorn.Config`` keywords)."""
     return {
+        "http": guarded_h11(header_timeout_s, max_connections),
         "host": host,
         "port": port,
         "log_level": log_level,
@@ -66,5 +70,9 @@ def serve(
     tls_key: Path | None = None,
     log_level: str = "info",
     config: ServiceConfig | None = None,
+    metrics_public: bool = False,
+    header_timeout_s: float = HEADER_TIMEOUT_S,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> None:
-    uvicorn.run(create_app(db, config), **uvicorn_options(host, port, tls_cert, tls_key, log_level))
+    options = uvicorn_options(host, port, tls_cert, tls_key, log_level, header_timeout_s, max_connections)
+    uvicorn.run(create_app(db, config, metrics_public=metrics_public), **options)

@@ -1,4 +1,5 @@
-"""The one rule for every piece of text a request brings: it is text that any database can store.
+"""The one rule for every piece of text a request brings: it is text that any database can store (and a path or
+query parameter is at most :data:`MAX_PARAMETER` characters).
 
 PostgreSQL's text cannot hold NUL (U+0000): a NUL in a name, a query parameter or a body field was a
 500 there, while SQLite stored it or answered 404. JSON can also spell a lone surrogate (``"\\ud800"``),
@@ -77,18 +78,38 @@ def _render(path: Where) -> str:
 
 def _check(where: str, text: str) -> None:
     if not storable(text):
-        shown = repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+        shown = repr(text) if len(text) <= 60 else repr(text[:57]) + f"... ({len(text)} characters)"
         raise InvalidInput(f"{where} ({shown}): text must not contain NUL or an unpaired surrogate")
+
+
+# Every path and query parameter is a name, an id, an address or a filter: none is near this long, and an
+# error naming one (404 "alias ... not found") quotes it whole.
+MAX_PARAMETER = 256
+
+
+def _check_parameter(where: str, text: str) -> None:
+    _check(where, text)
+    if len(text) > MAX_PARAMETER:
+        raise InvalidInput(f"{where} ({text[:57]!r}... {len(text)} characters) is longer than {MAX_PARAMETER}")
+
+
+def check_body(body: Any) -> None:
+    """Refuse a decoded JSON body holding a string no database can store (400 naming where it is)."""
+    found = first_unstorable(body)
+    if found is not None:
+        _check(*found)
 
 
 async def refuse_unstorable_text(request: Request) -> None:
     """A dependency of the whole application: path and query parameters, and the JSON body of the routes
-    that take one (FastAPI has decoded it already; ``request.json()`` returns that)."""
+    that take one (FastAPI has decoded it already; ``request.json()`` returns that). The body was read under
+    its cap, after authentication (``epa.api.limits``); routes that decode their own body off the event loop
+    (``epa.api.offloop``) check it there."""
     for name, value in request.path_params.items():
-        _check(f"path parameter {name}", str(value))
+        _check_parameter(f"path parameter {name}", str(value))
     for name, value in request.query_params.multi_items():
-        _check("a query parameter's name", name)
-        _check(f"query parameter {name}", value)
+        _check_parameter("a query parameter's name", name)
+        _check_parameter(f"query parameter {name}", value)
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.body_field is None:
         return
@@ -99,6 +120,4 @@ async def refuse_unstorable_text(request: Request) -> None:
         body = await request.json()
     except ValueError:  # not JSON (another content type): the route's own validation answers
         return
-    found = first_unstorable(body)
-    if found is not None:
-        _check(*found)
+    check_body(body)

@@ -258,7 +258,7 @@ Try (in another shell):
   epa server list
   epa server create vnf-9 --flavor vnf.small --port physnet=physnet2,vnic_type=direct --dry-run
   epa server create ml-2 --flavor gpu.large
-  curl -s {url}/metrics | grep '^epa_'
+  curl -s -H "Authorization: Bearer ${ENV_TOKEN}" {url}/metrics | grep '^epa_'
 """
     )
 

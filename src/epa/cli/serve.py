@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import platformdirs
 
+from epa.api.connections import HEADER_TIMEOUT_S, MAX_CONNECTIONS
 from epa.api.server import check_listen
 from epa.api.server import serve as run_server
 from epa.crashpoints import armed
@@ -23,6 +24,13 @@ DEFAULT_PORT = 8700
 
 def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("epa"))
+
+
+def private_dir(path: Path) -> Path:
+    """EPA's data directory, made (or tightened to) 0700 whatever the umask: it holds the database and tokens."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
 
 
 def write_secret(path: Path, secret: str) -> None:
@@ -79,6 +87,25 @@ def write_secret(path: Path, secret: str) -> None:
     show_default=True,
     help="Seconds after its agent's last report before a host gets no new servers.",
 )
+@click.option(
+    "--metrics-public",
+    is_flag=True,
+    help="Serve /metrics without a token (for a Prometheus scraper on a trusted network; host names and use).",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0.1),
+    default=HEADER_TIMEOUT_S,
+    show_default=True,
+    help="Seconds a client has to send a request's headers before its connection is closed.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=MAX_CONNECTIONS,
+    show_default=True,
+    help="Open connections at most; a connection past this is closed at once.",
+)
 @click.option("--new-admin-token", is_flag=True, help="Create another admin token and write it to the token file.")
 def serve(
     db_path: Path | None,
@@ -93,6 +120,9 @@ def serve(
     cpu_allocation_ratio: float,
     ram_allocation_ratio: float,
     agent_timeout: float,
+    metrics_public: bool,
+    header_timeout: float,
+    max_connections: int,
     new_admin_token: bool,
 ) -> None:
     """Run the EPA API server (migrates the database on start)."""
@@ -104,7 +134,7 @@ def serve(
     crash_at = armed()
     if crash_at:
         click.echo(f"epa: WARNING: crash points armed (EPA_CRASH_AT): {', '.join(sorted(crash_at))}", err=True)
-    data = data_dir or default_data_dir()
+    data = private_dir(data_dir or default_data_dir())
     url = database_url or f"sqlite:///{(db_path or data / 'epa.db').resolve()}"
     db = Database.connect(url)
     db.migrate()
@@ -127,4 +157,14 @@ def serve(
         cpu_allocation_ratio=cpu_allocation_ratio,
         ram_allocation_ratio=ram_allocation_ratio,
     )
-    run_server(db, listen, port, tls_cert, tls_key, config=config)
+    run_server(
+        db,
+        listen,
+        port,
+        tls_cert,
+        tls_key,
+        config=config,
+        metrics_public=metrics_public,
+        header_timeout_s=header_timeout,
+        max_connections=max_connections,
+    )

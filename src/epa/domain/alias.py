@@ -12,10 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from epa.domain.device import DevType
+from epa.domain.names import NAME_RULE, is_valid_name, shown
 from epa.errors import InvalidInput
 
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
-_NAME_MAX = 256
+# A device's tags and an alias's: a key is a word, a value a network or a rack name (docs/api.md).
+TAG_KEY_MAX = 64
+TAG_VALUE_MAX = 256
 
 
 class InvalidAlias(InvalidInput):
@@ -53,44 +56,48 @@ class AliasSpec:
     @classmethod
     def parse(cls, obj: object, where: str = "alias") -> AliasSpec:
         if not isinstance(obj, Mapping):
-            raise InvalidAlias(f"{where}: expected a JSON object, got {obj!r}")
+            raise InvalidAlias(f"{where}: expected a JSON object, got {shown(obj)}")
         name = obj.get("name")
-        if not isinstance(name, str) or not name.strip() or len(name) > _NAME_MAX:
-            raise InvalidAlias(
-                f"{where}: property name ({name!r}) must be a non-empty string of at most {_NAME_MAX} characters"
-            )
+        if not is_valid_name(name):
+            raise InvalidAlias(f"{where}: property name ({shown(name)}) must be {NAME_RULE}")
         ids: dict[str, str | None] = {}
         for key in ("vendor_id", "product_id"):
             value = obj.get(key)
             if value is None:
                 ids[key] = None
             elif not isinstance(value, str) or not _HEX4.fullmatch(value):
-                raise InvalidAlias(f"{where}: property {key} ({value!r}) must be 4 hex digits")
+                raise InvalidAlias(f"{where}: property {key} ({shown(value)}) must be 4 hex digits")
             else:
                 ids[key] = value.lower()
         dev_type = obj.get("device_type")
         # isinstance first: a list or an object is not hashable, and ``in`` a set would raise TypeError.
         if dev_type is not None and (not isinstance(dev_type, str) or dev_type not in {t.value for t in DevType}):
             raise InvalidAlias(
-                f"{where}: property device_type ({dev_type!r}) must be one of {', '.join(t.value for t in DevType)}"
+                f"{where}: property device_type ({shown(dev_type)}) must be one of "
+                f"{', '.join(t.value for t in DevType)}"
             )
         policy = obj.get("numa_policy", NumaPolicy.LEGACY.value)
         if not isinstance(policy, str) or policy not in {p.value for p in NumaPolicy}:
             raise InvalidAlias(
-                f"{where}: property numa_policy ({policy!r}) must be one of {', '.join(p.value for p in NumaPolicy)}"
+                f"{where}: property numa_policy ({shown(policy)}) must be one of "
+                f"{', '.join(p.value for p in NumaPolicy)}"
             )
         tags = []
         for key, raw in obj.items():
             if key in _RESERVED_KEYS:
                 continue
-            if not isinstance(key, str) or not key:
-                raise InvalidAlias(f"{where}: tag name {key!r} must be a non-empty string")
+            if not isinstance(key, str) or not key or len(key) > TAG_KEY_MAX:
+                raise InvalidAlias(
+                    f"{where}: tag name {shown(key)} must be a non-empty string of at most {TAG_KEY_MAX} characters"
+                )
             value = ("true" if raw else "false") if isinstance(raw, bool) else raw
-            if not isinstance(value, str):
-                raise InvalidAlias(f"{where}: tag {key} ({value!r}) must be a string")
+            if not isinstance(value, str) or len(value) > TAG_VALUE_MAX:
+                raise InvalidAlias(
+                    f"{where}: tag {key} ({shown(value)}) must be a string of at most {TAG_VALUE_MAX} characters"
+                )
             tags.append((key, value))
         return cls(
-            name=name.strip(),
+            name=name,
             vendor_id=ids["vendor_id"],
             product_id=ids["product_id"],
             device_type=DevType(dev_type) if dev_type is not None else None,
@@ -141,12 +148,12 @@ def parse_aliases(entries: Sequence[object]) -> dict[str, Alias]:
             group = grouped.setdefault(spec.name, [])
             if group and group[0].numa_policy != spec.numa_policy:
                 raise InvalidAlias(
-                    f"{where}: NUMA policy mismatch for alias {spec.name!r} "
+                    f"{where}: NUMA policy mismatch for alias {shown(spec.name)} "
                     f"({spec.numa_policy.value} vs {group[0].numa_policy.value})"
                 )
             if group and group[0].device_type != spec.device_type:
                 raise InvalidAlias(
-                    f"{where}: device type mismatch for alias {spec.name!r} "
+                    f"{where}: device type mismatch for alias {shown(spec.name)} "
                     f"({_type_name(spec.device_type)} vs {_type_name(group[0].device_type)})"
                 )
             group.append(spec)
@@ -166,7 +173,7 @@ def parse_pci_requests(text: str, known: Mapping[str, object] | None = None) -> 
 
     With ``known``, every alias name must be in it. A name may appear once."""
     if not isinstance(text, str):
-        raise InvalidPciRequest(f"pci_passthrough:alias ({text!r}) must be a string")
+        raise InvalidPciRequest(f"pci_passthrough:alias ({shown(text)}) must be a string")
     if not text.strip():
         return ()
     out: list[PciRequest] = []
@@ -175,14 +182,17 @@ def parse_pci_requests(text: str, known: Mapping[str, object] | None = None) -> 
         name = name.strip()
         count_text = count_text.strip()
         if not name or not colon:
-            raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r} is not NAME:COUNT")
+            raise InvalidPciRequest(f"pci_passthrough:alias item {shown(item.strip())} is not NAME:COUNT")
         if not count_text.isdigit() or int(count_text) < 1:
             raise InvalidPciRequest(
-                f"pci_passthrough:alias item {item.strip()!r}: count {count_text!r} must be a positive integer"
+                f"pci_passthrough:alias item {shown(item.strip())}: count {shown(count_text)} "
+                "must be a positive integer"
             )
         if known is not None and name not in known:
-            raise InvalidPciRequest(f"pci_passthrough:alias item {item.strip()!r}: alias {name!r} is not defined")
+            raise InvalidPciRequest(
+                f"pci_passthrough:alias item {shown(item.strip())}: alias {shown(name)} is not defined"
+            )
         if any(r.alias == name for r in out):
-            raise InvalidPciRequest(f"pci_passthrough:alias names alias {name!r} twice")
+            raise InvalidPciRequest(f"pci_passthrough:alias names alias {shown(name)} twice")
         out.append(PciRequest(name, int(count_text)))
     return tuple(out)

@@ -5,16 +5,16 @@ overrides the NUMA policy of every alias it names (Nova's ``hw:pci_numa_affinity
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 from epa.domain.alias import Alias, NumaPolicy, PciRequest, parse_pci_requests
+from epa.domain.names import NAME_PATTERN, check_name, is_valid_name, shown
+
+__all__ = ["NAME_PATTERN", "Flavor", "InvalidFlavor", "check_name", "format_pci_requests", "is_valid_name"]
 from epa.errors import InvalidInput
 
-# Host and flavor names: what fits a DNS label, a file name and a URL path segment without quoting.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 MAX_VCPUS = 1024
 MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
 MAX_NUMA_NODES = 8
@@ -26,24 +26,10 @@ class InvalidFlavor(InvalidInput):
     code = "invalid_flavor"
 
 
-def is_valid_name(value: object) -> TypeGuard[str]:
-    """True for 1-63 characters of ``[A-Za-z0-9._-]`` starting with a letter or digit."""
-    return isinstance(value, str) and NAME_PATTERN.fullmatch(value) is not None
-
-
-def check_name(value: object, what: str, error: type[InvalidInput] = InvalidInput) -> str:
-    """Return ``value`` if it is a valid host or flavor name, else raise ``error`` naming ``what``."""
-    if not is_valid_name(value):
-        raise error(
-            f"{what}: name ({value!r}) must be 1-63 characters of [A-Za-z0-9._-] starting with a letter or digit"
-        )
-    return value
-
-
 def _int_in(field: str, value: object, low: int, high: int) -> int:
     # bool is an int in Python but never a count in JSON.
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidFlavor(f"flavor: {field} ({value!r}) must be an integer in {low}..{high}")
+        raise InvalidFlavor(f"flavor: {field} ({shown(value)}) must be an integer in {low}..{high}")
     return value
 
 
@@ -85,7 +71,7 @@ class Flavor:
             raise InvalidFlavor(f"flavor: expected a JSON object, got {type(obj).__name__}")
         unknown = sorted(str(k) for k in obj if k not in _KEYS)
         if unknown:
-            raise InvalidFlavor(f"flavor: unknown field {unknown[0]!r} (known: {', '.join(_KEYS)})")
+            raise InvalidFlavor(f"flavor: unknown field {shown(unknown[0])} (known: {', '.join(_KEYS)})")
         name = check_name(obj.get("name"), "flavor", InvalidFlavor)
         for field in ("vcpus", "memory_mb"):
             if field not in obj:
@@ -94,7 +80,7 @@ class Flavor:
         if text is None:
             text = ""
         if not isinstance(text, str):
-            raise InvalidFlavor(f"flavor {name}: {PCI_ALIAS_KEY} ({text!r}) must be a string")
+            raise InvalidFlavor(f"flavor {name}: {PCI_ALIAS_KEY} ({shown(text)}) must be a string")
         try:
             requests = parse_pci_requests(text, known_aliases)
         except InvalidInput as e:
@@ -102,7 +88,7 @@ class Flavor:
         policy = obj.get("numa_policy")
         if policy is not None and policy not in {p.value for p in NumaPolicy}:
             raise InvalidFlavor(
-                f"flavor {name}: numa_policy ({policy!r}) must be null or one of "
+                f"flavor {name}: numa_policy ({shown(policy)}) must be null or one of "
                 f"{', '.join(p.value for p in NumaPolicy)}"
             )
         numa_nodes = obj.get("numa_nodes", 1)

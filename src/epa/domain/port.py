@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from epa.domain.names import shown
 from epa.errors import InvalidInput
 
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -43,15 +44,15 @@ class Port:
         if not isinstance(self.vnic_type, VnicType):
             if self.vnic_type not in {v.value for v in VnicType}:
                 raise InvalidPort(
-                    f"port: vnic_type ({self.vnic_type!r}) must be one of {', '.join(v.value for v in VnicType)}"
+                    f"port: vnic_type ({shown(self.vnic_type)}) must be one of {', '.join(v.value for v in VnicType)}"
                 )
             object.__setattr__(self, "vnic_type", VnicType(self.vnic_type))
         if not _PHYSNET.fullmatch(self.physical_network):
-            raise InvalidPort(f"port: physnet ({self.physical_network!r}) must be 1-64 of [A-Za-z0-9._-]")
+            raise InvalidPort(f"port: physnet ({shown(self.physical_network)}) must be 1-64 of [A-Za-z0-9._-]")
         if self.vlan is not None and not 1 <= self.vlan <= 4094:
-            raise InvalidPort(f"port: vlan ({self.vlan!r}) must be in 1..4094")
+            raise InvalidPort(f"port: vlan ({shown(self.vlan)}) must be in 1..4094")
         if self.mac is not None and not _MAC.fullmatch(self.mac):
-            raise InvalidPort(f"port: mac ({self.mac!r}) must be six lower-case hex pairs, aa:bb:cc:dd:ee:ff")
+            raise InvalidPort(f"port: mac ({shown(self.mac)}) must be six lower-case hex pairs, aa:bb:cc:dd:ee:ff")
         if self.trusted and self.vnic_type is not VnicType.DIRECT:
             raise InvalidPort(f"port: trusted applies to direct ports only, not {self.vnic_type.value}")
 
@@ -62,26 +63,28 @@ class Port:
         for item in text.split(","):
             key, eq, value = item.strip().partition("=")
             if not eq or not key.strip():
-                raise InvalidPort(f"port {text!r}: item {item.strip()!r} is not KEY=VALUE")
+                raise InvalidPort(f"port {shown(text)}: item {shown(item.strip())} is not KEY=VALUE")
             if key.strip() in fields:
-                raise InvalidPort(f"port {text!r}: {key.strip()} is given twice")
+                raise InvalidPort(f"port {shown(text)}: {key.strip()} is given twice")
             fields[key.strip()] = value.strip()
-        return cls.from_json(fields, where=f"port {text!r}")
+        return cls.from_json(fields, where=f"port {shown(text)}")
 
     @classmethod
     def from_json(cls, obj: object, where: str = "port") -> Port:
         if not isinstance(obj, Mapping):
-            raise InvalidPort(f"{where}: expected an object, got {obj!r}")
+            raise InvalidPort(f"{where}: expected an object, got {shown(obj)}")
         known = {"physnet", "physical_network", "vnic_type", "trusted", "vlan", "mac"}
         unknown = sorted(str(k) for k in obj if k not in known)
         if unknown:
-            raise InvalidPort(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise InvalidPort(f"{where}: unknown key {shown(unknown[0])} (known: {', '.join(sorted(known))})")
         physnet = obj.get("physnet", obj.get("physical_network"))
         if not isinstance(physnet, str):
-            raise InvalidPort(f"{where}: physnet ({physnet!r}) is required and must be a string")
+            raise InvalidPort(f"{where}: physnet ({shown(physnet)}) is required and must be a string")
         vnic = obj.get("vnic_type", VnicType.DIRECT.value)
         if vnic not in {v.value for v in VnicType}:
-            raise InvalidPort(f"{where}: vnic_type ({vnic!r}) must be one of {', '.join(v.value for v in VnicType)}")
+            raise InvalidPort(
+                f"{where}: vnic_type ({shown(vnic)}) must be one of {', '.join(v.value for v in VnicType)}"
+            )
         return cls(
             physical_network=physnet,
             vnic_type=VnicType(vnic),
@@ -105,7 +108,7 @@ def _boolean(value: object, where: str) -> bool:
         return value
     if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
-    raise InvalidPort(f"{where}: trusted ({value!r}) must be true or false")
+    raise InvalidPort(f"{where}: trusted ({shown(value)}) must be true or false")
 
 
 def _vlan(value: object, where: str) -> int | None:
@@ -114,7 +117,7 @@ def _vlan(value: object, where: str) -> int | None:
     if isinstance(value, str) and value.isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidPort(f"{where}: vlan ({value!r}) must be an integer in 1..4094")
+        raise InvalidPort(f"{where}: vlan ({shown(value)}) must be an integer in 1..4094")
     return value
 
 
@@ -122,5 +125,5 @@ def _mac(value: object, where: str) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise InvalidPort(f"{where}: mac ({value!r}) must be a string")
+        raise InvalidPort(f"{where}: mac ({shown(value)}) must be a string")
     return value.lower()

@@ -6,6 +6,7 @@ database that cannot be reached or is locked is ``ServiceUnavailable``."""
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,13 +46,23 @@ def translate_errors(what: str) -> Iterator[None]:
         raise ServiceUnavailable(f"{what}: the database is unavailable ({_first_line(e)})") from e
 
 
+def private_file(path: Path) -> None:
+    """Create the SQLite file ``path`` readable by its owner only (0600 whatever the umask; an older file is
+    tightened), before SQLite opens it: SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
+
+
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     database = parsed.database
     if not database or database == ":memory:":
         # Each pooled connection would get its own empty in-memory database.
         raise InvalidInput(f"database url {url!r}: SQLite needs a file path (sqlite:///PATH)")
-    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    private_file(Path(database).expanduser())
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
 
     @event.listens_for(engine, "connect")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from epa.api import offloop
 from epa.api.auth import DB, Caller, may_access_host
+from epa.api.limits import INVENTORY_BODY_LIMIT, body_limit
 from epa.api.schemas.inventory import InventoryOutcome, InventoryReport
 from epa.domain.device import PciDevice
 from epa.domain.device_spec import ClassifiedDevice
 from epa.domain.host import HostReport, NumaCell
+from epa.inventory import Database
 from epa.inventory.report import apply_report
 
 router = APIRouter(prefix="/v1/hosts", tags=["inventory"])
@@ -27,8 +32,15 @@ def to_host_report(body: InventoryReport) -> HostReport:
     return HostReport(numa_cells=cells, devices=tuple(devices))
 
 
-@router.put("/{name}/inventory", response_model=InventoryOutcome)
-def put_inventory(name: str, body: InventoryReport, db: DB, who: Caller) -> JSONResponse:
+def reconcile(db: Database, name: str, raw: bytes) -> dict[str, Any]:
+    """Decode, check and reconcile one report (in a worker thread: none of it on the event loop)."""
+    body = offloop.parse(raw, InventoryReport)
+    return apply_report(db, name, body.generation, to_host_report(body)).to_json()
+
+
+@router.put("/{name}/inventory", response_model=InventoryOutcome, openapi_extra=offloop.request_body(InventoryReport))
+@body_limit(INVENTORY_BODY_LIMIT)
+async def put_inventory(name: str, request: Request, db: DB, who: Caller) -> JSONResponse:
     may_access_host(who, name)
-    outcome = apply_report(db, name, body.generation, to_host_report(body))
-    return JSONResponse(outcome.to_json())
+    raw = await request.body()  # under INVENTORY_BODY_LIMIT, counted as it arrives
+    return JSONResponse(await offloop.run(reconcile, db, name, raw))

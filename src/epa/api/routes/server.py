@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin, Caller, may_access_host
+from epa.api.limits import STATE_BODY_LIMIT, body_limit
 from epa.api.schemas.server import (
     ExplainOut,
     ExplainRequest,
@@ -137,6 +138,7 @@ def host_servers(name: str, db: DB, who: Caller) -> JSONResponse:
 
 
 @router.post("/v1/servers/{server_id}/state", response_model=ServerOut)
+@body_limit(STATE_BODY_LIMIT)
 def report_state(server_id: str, body: ServerState, db: DB, who: Caller, service: Scheduling) -> JSONResponse:
     """The host's agent reports progress, failure (which releases the devices) or the domain it sees."""
     current = servers.get_server(db, server_id)

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from epa.domain.alias import TAG_KEY_MAX, TAG_VALUE_MAX
 
 DevTypeName = Literal["type-PCI", "type-PF", "type-VF"]
 StatusName = Literal["available", "claimed", "allocated", "unavailable", "removed"]
 _S = Field(default=None, max_length=256)
+# Per-field caps, from real hosts with headroom (docs/api.md): a PF in switchdev mode has a representor netdev
+# per VF (256 on the largest NICs); a PF has at most a few hundred VFs (4,096 is the PCIe SR-IOV ceiling of
+# what one PF can number with its routing IDs); a PCIe path is a handful of bridges.
+MAX_NETDEVS = 512
+MAX_VFS = 4096
+MAX_PCIE_PATH = 32
+MAX_TAGS = 64
+Address = Annotated[str, Field(max_length=16)]
+TagKey = Annotated[str, Field(min_length=1, max_length=TAG_KEY_MAX)]
+TagValue = Annotated[str, Field(max_length=TAG_VALUE_MAX)]
 
 
 class NetdevBody(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     name: str = Field(min_length=1, max_length=64)
     mac: str | None = _S
     operstate: str | None = _S
@@ -22,7 +34,7 @@ class NetdevBody(BaseModel):
 class DeviceBody(BaseModel):
     """One PCI function as discovery reports it (``PciDevice.to_json()``) plus the device_spec verdict."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     address: str = Field(max_length=16)
     vendor_id: str = Field(max_length=8)
     product_id: str = Field(max_length=8)
@@ -37,14 +49,14 @@ class DeviceBody(BaseModel):
     iommu_group: int | None = Field(default=None, ge=0)
     driver: str | None = _S
     netdev: str | None = _S
-    netdevs: list[NetdevBody] = Field(default_factory=list, max_length=512)
+    netdevs: list[NetdevBody] = Field(default_factory=list, max_length=MAX_NETDEVS)
     sriov_totalvfs: int | None = Field(default=None, ge=0, le=65535)
     sriov_numvfs: int | None = Field(default=None, ge=0, le=65535)
-    vf_addrs: list[str] = Field(default_factory=list, max_length=4096)
+    vf_addrs: list[Address] = Field(default_factory=list, max_length=MAX_VFS)
     pci_root: str | None = _S
-    pcie_path: list[str] = Field(default_factory=list, max_length=64)
+    pcie_path: list[Address] = Field(default_factory=list, max_length=MAX_PCIE_PATH)
     assignable: StrictBool = False
-    tags: dict[str, str] = Field(default_factory=dict, max_length=64)
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
 
 
 class DeviceOut(DeviceBody):

@@ -13,17 +13,17 @@ STORED_INT_MAX = 2**31 - 1
 
 
 class HostCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(pattern=HOST_NAME, description="1-63 characters of [A-Za-z0-9._-], starting alnum")
 
 
 class HostPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     enabled: StrictBool
 
 
 class NumaCellBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     node: int = Field(ge=0, le=1023)
     socket: int | None = Field(default=None, ge=0, le=1023)
     cpus: list[int] = Field(default_factory=list, max_length=16384)

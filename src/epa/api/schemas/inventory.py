@@ -7,14 +7,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from epa.api.schemas.device import DeviceBody
 from epa.api.schemas.host import STORED_INT_MAX, NumaCellBody
 
+# The largest realistic host has about 4,096 PCI functions; twice that is the most one report may carry.
+MAX_DEVICES = 8192
+MAX_NUMA_CELLS = 64
+
 
 class InventoryReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     generation: int = Field(
         ge=0, le=STORED_INT_MAX, description="The host generation the agent last saw (0 for a new host)."
     )
-    numa_cells: list[NumaCellBody] = Field(default_factory=list, max_length=1024)
-    devices: list[DeviceBody] = Field(default_factory=list, max_length=20000)
+    numa_cells: list[NumaCellBody] = Field(default_factory=list, max_length=MAX_NUMA_CELLS)
+    devices: list[DeviceBody] = Field(default_factory=list, max_length=MAX_DEVICES)
 
 
 class InventoryOutcome(BaseModel):

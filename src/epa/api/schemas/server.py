@@ -10,24 +10,24 @@ from epa.api.schemas.host import HOST_NAME
 
 
 class PortBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     physnet: str = Field(min_length=1, max_length=64)
-    vnic_type: str = "direct"
+    vnic_type: str = Field(default="direct", max_length=32)
     trusted: bool = False
     vlan: int | None = None
-    mac: str | None = None
+    mac: str | None = Field(default=None, max_length=17)
 
 
 class ServerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     name: str = Field(pattern=HOST_NAME)
-    flavor: str = Field(min_length=1, max_length=63)
+    flavor: str = Field(pattern=HOST_NAME)
     ports: list[PortBody] = Field(default_factory=list, max_length=32)
 
 
 class ExplainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    flavor: str = Field(min_length=1, max_length=63)
+    model_config = ConfigDict(extra="forbid", strict=True)
+    flavor: str = Field(pattern=HOST_NAME)
     ports: list[PortBody] = Field(default_factory=list, max_length=32)
     limit: int = Field(default=20, ge=1, le=1000, description="Ranked candidates to return.")
 
@@ -35,7 +35,7 @@ class ExplainRequest(BaseModel):
 class ServerState(BaseModel):
     """What a host's agent reports about a server."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     status: Literal["building", "active", "stopped", "error"] | None = None
     reason: str | None = Field(default=None, max_length=4096)
     domain_uuid: str | None = Field(default=None, max_length=36)
