@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from epa.agent.domain_build import Devices, ServerPlan, domain_name, domain_type_for, plan_server, plan_teardown
+from epa.agent.hypervisor import HypervisorState, KvmProbe, choose_domain_type, probe_kvm, tell_unreachable
 from epa.client import JsonObject
 from epa.crashpoints import crash_point
 from epa.domain.address import PciAddress
@@ -58,6 +59,8 @@ class ServerApi(Protocol):
 
     def post_released(self, server_id: str) -> JsonObject | None: ...
 
+    def put_hypervisor(self, name: str, state: Mapping[str, Any]) -> JsonObject: ...
+
 
 class DeviceInUse(EpaError):
     """Another domain on the host holds the device; ``addresses`` are the server's devices concerned,
@@ -94,7 +97,10 @@ class Summary:
 class Reconciler:
     """Reconciles host ``host_name``'s servers. ``connect`` opens the hypervisor connection (kept open
     between passes, reopened after a failure to list domains); ``view`` gives the host's classified
-    devices and NUMA cells; ``vf_backend`` applies one VF's settings (None: VFs are not configured)."""
+    devices and NUMA cells; ``vf_backend`` applies one VF's settings (None: VFs are not configured).
+    Each (re)connection tells the API the hypervisor's state and domain type (``uri`` names it there;
+    ``kvm_probe`` checks that KVM runs); a hypervisor that cannot be reached is put on the host and on
+    the servers waiting for it."""
 
     def __init__(
         self,
@@ -103,8 +109,14 @@ class Reconciler:
         connect: Callable[[], LibvirtConnection],
         view: Callable[[], HostReport],
         vf_backend: VfBackend | None,
+        *,
+        uri: str = "the hypervisor",
+        kvm_probe: KvmProbe = probe_kvm,
     ) -> None:
         self.client = client
+        self.uri = uri
+        self.kvm_probe = kvm_probe
+        self.hypervisor: HypervisorState | None = None
         self.host_name = host_name
         self.connect = connect
         self.view = view
@@ -130,8 +142,12 @@ class Reconciler:
         servers = self.client.host_servers(self.host_name)
         report = self.view()
         devices = {c.device.address: c for c in report.devices}
-        conn = self._connection()
-        domains = self._domains(conn, devices)
+        try:
+            conn = self._connection()
+            domains = self._domains(conn, devices)
+        except LibvirtError as e:
+            tell_unreachable(self.client, self.host_name, self.uri, e, servers)
+            raise
         summary.servers, summary.domains = len(servers), len(domains)
         self._removed = set()
         going = [s for s in servers if s.get("status") in _GOING]
@@ -166,7 +182,12 @@ class Reconciler:
 
     def _connection(self) -> LibvirtConnection:
         if self._conn is None:
-            self._conn = self.connect()
+            conn = self.connect()
+            state = choose_domain_type(conn, self.kvm_probe)
+            for warning in state.warnings:
+                log.warning("%s", warning)
+            self.client.put_hypervisor(self.host_name, state.to_json())
+            self.hypervisor, self._conn = state, conn
         return self._conn
 
     def _domains(self, conn: LibvirtConnection, devices: Devices) -> list[Domain]:
@@ -263,7 +284,8 @@ class Reconciler:
         server_id = str(server["id"])
         name = domain_name(server)
         try:
-            plan = plan_server(server, devices, cells, domain_type_for(conn.uri))
+            known = self.hypervisor.domain_type if self.hypervisor is not None else None
+            plan = plan_server(server, devices, cells, known or domain_type_for(conn.uri))
             self._check_free(plan, server_id, domains, devices)
             for config in plan.vf_configs:
                 self._configure_vf(config)

@@ -192,6 +192,7 @@ def agent(
                 lambda: open_connection(uri),
                 the_agent.latest_report,
                 _vf_backend(vf_config, root),
+                uri=uri,
             )
         try:
             if once:
