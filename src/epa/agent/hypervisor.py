@@ -112,7 +112,7 @@ def tell_unreachable(
     client.put_hypervisor(host, HypervisorState(uri, False, reason=reason[:4000]).to_json())
     for server in _waiting(servers):
         if server.get("status_reason") != reason[:4000]:
-            client.post_server_state(str(server["id"]), status=str(server["status"]), reason=reason[:4000])
+            client.post_server_state(str(server["id"]), reason=reason[:4000])
 
 
 def _waiting(servers: Iterable[JsonObject]) -> list[JsonObject]:
