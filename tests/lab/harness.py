@@ -114,9 +114,9 @@ def boot(command: str, rwdir: Path, timeout_s: float) -> Boot:
     return Boot(done.returncode, done.stdout + done.stderr, time.monotonic() - started)
 
 
-def guest_python(module: str, *args: str) -> str:
-    """A shell line running ``module`` with the repository's .venv Python (the guest sees the host's root)."""
-    return shlex.join([str(VENV_BIN / "python"), "-m", module, *args])
+def guest_python(script: Path, *args: str) -> str:
+    """A shell line running ``script`` with the repository's .venv Python (the guest sees the host's root)."""
+    return shlex.join([str(VENV_BIN / "python"), str(script), *args])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,9 +15,11 @@ import click
 
 from epa.agent import Agent, WarningLog, read_host_facts
 from epa.agent.reconcile import Reconciler, VfBackend
+from epa.agent.sriov_provision import provisioning
 from epa.cli.client_settings import with_client
 from epa.client import ApiClient
 from epa.config import load_config, parse_device_spec_args
+from epa.config.sriov import VfProvision
 from epa.crashpoints import armed
 from epa.discovery import ScanResult
 from epa.discovery.libvirt_nodedev import scan_libvirt
@@ -33,15 +35,20 @@ from epa.libvirt_client import open_connection
 log = logging.getLogger("epa.agent")
 
 
-def _specs(config_path: Path | None, device_specs: tuple[str, ...]) -> tuple[DeviceSpec, ...]:
+def _specs(
+    config_path: Path | None, device_specs: tuple[str, ...]
+) -> tuple[tuple[DeviceSpec, ...], tuple[VfProvision, ...]]:
+    """The device_specs (config file, then --device-spec) and the config's [[sriov]] VF provisioning."""
     specs: list[DeviceSpec] = []
+    sriov: tuple[VfProvision, ...] = ()
     if config_path is not None:
         config = load_config(config_path)
         specs.extend(config.device_specs)
+        sriov = config.sriov
         for warning in config.warnings:
             log.warning("%s", warning)
     specs.extend(parse_device_spec_args(device_specs, first_index=len(specs)))
-    return tuple(specs)
+    return tuple(specs), sriov
 
 
 def _facts(sysfs_root: Path, procfs_root: Path) -> Callable[[], tuple[NumaCell, ...]]:
@@ -112,7 +119,8 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
     "config_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="An EPA TOML config or a nova.conf; its [pci] device_spec entries apply.",
+    help="An EPA TOML config or a nova.conf; its [pci] device_spec entries apply, and EPA TOML's "
+    "[[sriov]] tables (pf, num_vfs, driver) make the PFs' VFs before each scan.",
 )
 @click.option("--device-spec", "device_specs", multiple=True, metavar="JSON|@FILE", help="Repeatable.")
 @click.option(
@@ -170,14 +178,17 @@ def agent(
         crash_at = armed()
         if crash_at:
             log.warning("crash points armed (EPA_CRASH_AT): %s", ", ".join(sorted(crash_at)))
-        specs = _specs(config_path, device_specs)
+        specs, sriov = _specs(config_path, device_specs)
         root = sysfs_root or Path("/sys")
+        scan = _scanner(root, libvirt_uri)
+        if sriov:
+            scan = provisioning(sriov, root, procfs_root, scan)
         if libvirt_uri is not None:
             log.warning("NUMA cells are read from %s, not from libvirt's capabilities", root)
         the_agent = Agent(
             api,
             host_name or socket.gethostname(),
-            _scanner(root, libvirt_uri),
+            scan,
             specs,
             _facts(root, procfs_root),
             interval,

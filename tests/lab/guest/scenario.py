@@ -9,7 +9,6 @@ Usage: python tests/lab/guest/scenario.py OUTDIR
 
 from __future__ import annotations
 
-import json
 import signal
 import socket
 import subprocess
@@ -27,8 +26,25 @@ PYTHON = str(REPO / ".venv" / "bin" / "python")
 DEADLINE_S = 600.0  # a domain start under TCG inside TCG, with Python 10-20x slower than on a host
 MAC = "52:54:00:1a:b0:01"
 VLAN = 42
-NIC_SPEC = {"vendor_id": "8086", "product_id": "10ca", "physical_network": "physnet1"}
-NVME_SPEC = {"vendor_id": "1b36", "product_id": "0010"}
+NIC_VFS = 2
+# The agent's config: which devices are assignable, and the VFs it makes (the igb's, named by its netdev;
+# the NVMe's, already made by the fixture that gave them their queues, named by vendor:product).
+AGENT_CONFIG = """\
+[pci]
+device_spec = [
+  {{ vendor_id = "8086", product_id = "10ca", physical_network = "physnet1" }},
+  {{ vendor_id = "1b36", product_id = "0010" }},
+]
+
+[[sriov]]
+pf = "{nic_netdev}"
+num_vfs = {nic_vfs}
+driver = "default"
+
+[[sriov]]
+pf = "1b36:0010"
+num_vfs = 2
+"""
 NVME_ALIAS = {"name": "nvme", "vendor_id": "1b36", "product_id": "0010", "device_type": "type-VF",
               "numa_policy": "required"}  # fmt: skip
 
@@ -69,10 +85,9 @@ class Epa:
         self.procs.append(proc)
         return proc
 
-    def start_agent(self, name: str, token: str, hypervisor: str, *extra: str) -> None:
-        specs = [a for spec in (NIC_SPEC, NVME_SPEC) for a in ("--device-spec", json.dumps(spec))]
+    def start_agent(self, name: str, token: str, hypervisor: str, config: Path) -> None:
         args = ["agent", "--server", self.url, "--token", token, "--host-name", "lab", "--interval", "2",
-                "--hypervisor", hypervisor, *specs, *extra]  # fmt: skip
+                "--hypervisor", hypervisor, "--config", str(config)]  # fmt: skip
         self.agent = self._start(name, args)
 
     def stop_agent(self) -> None:
@@ -135,7 +150,7 @@ def observe_released(rec: Record, key: str, server: dict[str, Any], nic_pf: str,
 
 def run_server(rec: Record, epa: Epa, prefix: str, name: str, nic_pf: str) -> None:
     """Create a server with the NVMe VF and a direct port, observe it active, delete it, observe the host."""
-    port = {"physical_network": "physnet1", "vnic_type": "direct", "mac": MAC, "vlan": VLAN}
+    port = {"physnet": "physnet1", "vnic_type": "direct", "mac": MAC, "vlan": VLAN}
     with rec.phase(f"{prefix}: server active"):
         created = epa.api.create_server(name, "lab", [port])
         rec.fact(f"{prefix}.created", created)
@@ -153,6 +168,11 @@ def run_server(rec: Record, epa: Epa, prefix: str, name: str, nic_pf: str) -> No
         observe_released(rec, f"{prefix}.deleted", gone, nic_pf, domain)
 
 
+def _vfs_reported(epa: Epa, count: int) -> bool | None:
+    vfs = [d for d in epa.api.list_devices(host="lab") if d["dev_type"] == "type-VF"]
+    return True if len(vfs) >= count else None
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     rec = Record(out / "scenario.json")
@@ -163,14 +183,14 @@ def main(out: Path) -> None:
         nic_pf, nvme_pf = k.sriov_pf(k.IGB_PF), k.sriov_pf(k.NVME)
         sh("ip", "link", "set", k.netdev(nic_pf), "up")
         scids = k.nvme_give_vfs_resources(nvme_pf, 2)
-        (k.PCI / nic_pf / "sriov_numvfs").write_text("2")
         # VFs without their queues online would fail nvme's probe: probe them once they are online
         (k.PCI / nvme_pf / "sriov_drivers_autoprobe").write_text("0")
         (k.PCI / nvme_pf / "sriov_numvfs").write_text("2")
         k.nvme_online_vfs(nvme_pf, scids)
         rec.fact("pfs", {"nic": k.describe(nic_pf), "nvme": k.describe(nvme_pf)})
-        rec.fact("vfs", {a: k.describe(a) for a in (*k.vfs(nic_pf), *k.vfs(nvme_pf))})
+        rec.fact("nic_vfs_before_agent", k.vfs(nic_pf))
         rec.fact("kvm", Path("/dev/kvm").exists())
+        rec.fact("node_cpus", {str(n): k.node_cpus(n) for n in (0, 1)})
     with rec.phase("libvirtd"):
         k.start_libvirtd()
     epa = None
@@ -180,17 +200,21 @@ def main(out: Path) -> None:
             epa.api.create_alias(NVME_ALIAS)
             epa.api.create_flavor({"name": "lab", "vcpus": 1, "memory_mb": 256, "pci_passthrough:alias": "nvme:1"})
             token = epa.api.create_host("lab")["agent_token"]
-        with rec.phase("system: agent reports"):
-            epa.start_agent("agent-system", token, "qemu:///system")
-            wait("the inventory", lambda: len(epa.api.list_devices(host="lab")) or None, DEADLINE_S, 2)
+        config = work / "agent.toml"
+        config.write_text(AGENT_CONFIG.format(nic_netdev=k.netdev(nic_pf), nic_vfs=NIC_VFS))
+        with rec.phase("system: agent makes VFs and reports"):
+            epa.start_agent("agent-system", token, "qemu:///system", config)
+            wait("the inventory's VFs", lambda: _vfs_reported(epa, NIC_VFS + 2), DEADLINE_S, 2)
+            rec.fact("vfs", {a: k.describe(a) for a in (*k.vfs(nic_pf), *k.vfs(nvme_pf))})
             rec.fact("inventory", epa.api.list_devices(host="lab"))
+            rec.fact("host", epa.api.get_host("lab"))
         run_server(rec, epa, "system", "lab-sys", nic_pf)
         epa.stop_agent()
         embed_root = work / "embed"
         (embed_root / "etc").mkdir(parents=True, exist_ok=True)
         (embed_root / "etc" / "qemu.conf").write_text(k.QEMU_CONF)
         with rec.phase("embed: agent starts"):
-            epa.start_agent("agent-embed", epa.api.rotate_token("lab"), f"qemu:///embed?root={embed_root}")
+            epa.start_agent("agent-embed", epa.api.rotate_token("lab"), f"qemu:///embed?root={embed_root}", config)
         run_server(rec, epa, "embed", "lab-emb", nic_pf)
     finally:
         if epa is not None:

@@ -1,0 +1,28 @@
+"""The lab's boots, one per test module: each boot runs one in-guest script, and the module's tests each
+assert one thing from what it recorded (tests/lab/guest/record.py). Each phase's time is printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lab.harness import boot, guest_python
+from lab.results import LabRun
+
+BOOT_DEADLINE_S = 1500.0  # a whole in-guest scenario under TCG on a shared 2-core machine
+
+
+def run_lab(script: str, tmp: Path) -> LabRun:
+    out = tmp / "out"
+    result = boot(guest_python(Path(__file__).parent / "guest" / script, str(out)), out, BOOT_DEADLINE_S)
+    run = LabRun(out, result.output, result.elapsed_s)
+    phases = ", ".join(f"{k} {v}s" for k, v in run.data.get("phases", {}).items())
+    print(f"\n[lab] {script}: boot and run {result.elapsed_s:.0f}s (exit {result.returncode}); phases: {phases}")
+    return run
+
+
+@pytest.fixture(scope="module")
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LabRun:
+    script: str = request.module.LAB_SCRIPT
+    return run_lab(script, tmp_path_factory.mktemp("lab"))
