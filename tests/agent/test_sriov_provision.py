@@ -125,3 +125,15 @@ def test_the_agents_toml_config_carries_its_sriov_tables(tmp_path: Path) -> None
         ("8086:1572", 2, VfDriver.DEFAULT),
     ]
     assert loaded[0].pf.address is not None and loaded[1].pf.vendor_product == ("8086", "1572")
+
+
+def test_default_gives_a_vf_left_by_a_vfio_override_back_and_leaves_the_rest(nfv_sysfs: Path, proc: Path) -> None:
+    pf = "0000:18:00.1"  # its VFs are on vfio-pci: left there
+    left, bare, *_ = vfs(nfv_sysfs, pf)
+    for vf in (left, bare):
+        (devices(nfv_sysfs) / vf / "driver").unlink()
+    (devices(nfv_sysfs) / left / "driver_override").write_text("vfio-pci")
+    outcome = provision_vfs([want(pf, 8)], nfv_sysfs, proc)
+    assert outcome.actions == (f"PF {pf}: VF {left} bound to no driver (was no driver)",)
+    assert (devices(nfv_sysfs) / left / "driver_override").read_text() == "\n"
+    assert not (devices(nfv_sysfs) / bare / "driver_override").exists()

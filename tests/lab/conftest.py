@@ -1,5 +1,5 @@
-"""The lab's boots, one per test module: each boot runs one in-guest script, and the module's tests each
-assert one thing from what it recorded (tests/lab/guest/record.py). Each phase's time is printed."""
+"""The lab's boot, one per session: it runs one in-guest script, and each test asserts one thing from what
+it recorded (tests/lab/guest/record.py). Each phase's time is printed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def run_lab(script: str, tmp: Path) -> LabRun:
     return run
 
 
-@pytest.fixture(scope="module")
-def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> LabRun:
-    script: str = request.module.LAB_SCRIPT
-    return run_lab(script, tmp_path_factory.mktemp("lab"))
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> LabRun:
+    """One boot for the whole lab: the main scenario, then the failure modes (a boot costs minutes)."""
+    return run_lab("scenario.py", tmp_path_factory.mktemp("lab"))

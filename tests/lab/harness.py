@@ -1,5 +1,5 @@
 """The SR-IOV lab: boots Debian's kernel under QEMU (TCG, no KVM needed) with virtme-ng, on the host's own
-root filesystem, with an emulated IOMMU, an igb SR-IOV NIC on NUMA node 0 and an SR-IOV NVMe controller
+root filesystem, with an emulated IOMMU, an igb SR-IOV NIC (no NUMA node) and an SR-IOV NVMe controller
 behind a root complex on NUMA node 1 (see LAB.md). ``boot`` runs one command in the guest and brings its
 files out through a shared directory; ``python -m tests.lab.harness shell`` gives a developer the same guest.
 """
@@ -25,9 +25,10 @@ GUEST_MEMORY_MB = 2048  # split in two NUMA nodes of 1 GiB
 QEMU_OPTS = (
     # caching-mode for VFIO behind an emulated IOMMU, intremap or QEMU refuses the igb VF's container
     "-device intel-iommu,caching-mode=on,intremap=on",
-    # the igb PF (Intel 82576, 7 VFs) on a root port of a root complex on NUMA node 0
-    "-device pxb-pcie,id=pxb0,bus_nr=64,numa_node=0,bus=pcie.0",
-    "-device pcie-root-port,id=rp1,bus=pxb0,chassis=9",
+    # the igb PF (Intel 82576, 7 VFs) on a root port of the main root complex, which has no NUMA node:
+    # a port's VF is placed under the legacy policy (NUMA-local where the device has a node), so a NIC
+    # on node 0 could never serve a server pinned to node 1 by its NVMe VF (numa_policy required)
+    "-device pcie-root-port,id=rp1,bus=pcie.0,chassis=9",
     "-netdev user,id=n1,restrict=on -device igb,bus=rp1,netdev=n1",
     # the SR-IOV NVMe controller (4 VFs, 1b36:0010) behind a root complex on NUMA node 1
     "-device pxb-pcie,id=pxb1,bus_nr=128,numa_node=1,bus=pcie.0",

@@ -13,7 +13,6 @@ import pytest
 from lab.results import LabRun
 
 pytestmark = pytest.mark.slow
-LAB_SCRIPT = "scenario.py"
 MAC = "52:54:00:1a:b0:01"
 VLAN = 42
 HYPERVISORS = ["system", "embed"]
@@ -80,6 +79,14 @@ def test_the_port_vf_carries_the_ports_mac_and_vlan(lab: LabRun, where: str) -> 
 
 
 @pytest.mark.parametrize("where", HYPERVISORS)
+def test_the_agent_set_the_trusted_ports_vf_trusted_without_spoof_checking(lab: LabRun, where: str) -> None:
+    seen = active(lab, where)
+    _, index = port_vf(seen)
+    vf = next(v for v in seen["vfinfo"] if v["vf"] == index)
+    assert vf["trust"] is True and vf["spoofchk"] is False, vf
+
+
+@pytest.mark.parametrize("where", HYPERVISORS)
 def test_vcpus_and_memory_are_on_the_nvme_vfs_node(lab: LabRun, where: str) -> None:
     seen = active(lab, where)
     node = seen["devices"][nvme_vf(seen)]["numa_node"]
@@ -107,3 +114,4 @@ def test_delete_gives_the_vfs_back_to_their_host_drivers_and_clears_mac_and_vlan
     vf = next(v for v in gone["vfinfo"] if v["vf"] == index)
     assert vf["address"] == "00:00:00:00:00:00"
     assert [v["vlan"] for v in vf.get("vlan_list", []) if v["vlan"]] == []
+    assert vf["trust"] is False and vf["spoofchk"] is True, vf

@@ -171,13 +171,18 @@ def _in_use(sysfs: Sysfs, vf: str, held: set[str]) -> bool:
 
 
 def _bind(sysfs: Sysfs, driver: VfDriver, pf: str, what: str) -> Iterable[str]:
-    """``vfio-pci``: bind each VF not in use and not on vfio-pci to it. ``default``: probe the VFs that
-    have no driver (the PF's VF driver takes them); a VF on vfio-pci is left there - libvirt or the agent
-    put it there for a server, whose teardown gives it back."""
+    """``vfio-pci``: bind each VF not in use and not on vfio-pci to it. ``default``: a VF left without a
+    driver by an override (vfio-pci asked for before) is probed again without it; a VF on vfio-pci is left
+    there (libvirt or the agent put it there for a server, whose teardown gives it back), and so is one
+    the kernel's own probe left without a driver."""
     held: set[str] | None = None
     for vf in sysfs.vfs(pf):
         bound = sysfs.driver(vf)
-        if (bound == VFIO_PCI) if driver is VfDriver.VFIO_PCI else (bound is not None):
+        override = sysfs.read(vf, "driver_override")
+        if driver is VfDriver.VFIO_PCI:
+            if bound == VFIO_PCI:
+                continue
+        elif bound is not None or override in (None, "", "(null)"):
             continue
         if held is None:
             held = sysfs.held_groups()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import kernel as k
+from failures import run_failures
 from record import Record, say, sh, wait
 
 from epa.client import ApiClient
@@ -32,7 +33,7 @@ NIC_VFS = 2
 AGENT_CONFIG = """\
 [pci]
 device_spec = [
-  {{ vendor_id = "8086", product_id = "10ca", physical_network = "physnet1" }},
+  {{ vendor_id = "8086", product_id = "10ca", physical_network = "physnet1", trusted = "yes" }},
   {{ vendor_id = "1b36", product_id = "0010" }},
 ]
 
@@ -150,7 +151,7 @@ def observe_released(rec: Record, key: str, server: dict[str, Any], nic_pf: str,
 
 def run_server(rec: Record, epa: Epa, prefix: str, name: str, nic_pf: str) -> None:
     """Create a server with the NVMe VF and a direct port, observe it active, delete it, observe the host."""
-    port = {"physnet": "physnet1", "vnic_type": "direct", "mac": MAC, "vlan": VLAN}
+    port = {"physnet": "physnet1", "vnic_type": "direct", "mac": MAC, "vlan": VLAN, "trusted": True}
     with rec.phase(f"{prefix}: server active"):
         created = epa.api.create_server(name, "lab", [port])
         rec.fact(f"{prefix}.created", created)
@@ -216,6 +217,7 @@ def main(out: Path) -> None:
         with rec.phase("embed: agent starts"):
             epa.start_agent("agent-embed", epa.api.rotate_token("lab"), f"qemu:///embed?root={embed_root}", config)
         run_server(rec, epa, "embed", "lab-emb", nic_pf)
+        run_failures(rec, epa, nic_pf, nvme_pf, DEADLINE_S)
     finally:
         if epa is not None:
             epa.stop_all()
