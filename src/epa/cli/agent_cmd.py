@@ -6,7 +6,6 @@ import contextlib
 import logging
 import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -15,6 +14,7 @@ import click
 
 from epa.agent import Agent, WarningLog, read_host_facts
 from epa.agent.reconcile import Reconciler, VfBackend
+from epa.agent.rediscovery import ScanWake, listen_for_pci_uevents
 from epa.agent.sriov_provision import provisioning
 from epa.cli.client_settings import with_client
 from epa.client import ApiClient
@@ -212,16 +212,19 @@ def agent(
                     for failure in Agent.reconcile(reconciler):
                         log.warning("%s", failure)
             else:
-                _run_until_signalled(the_agent, reconciler)
+                _run_until_signalled(the_agent, reconciler, uevents=root == Path("/sys") and libvirt_uri is None)
         finally:
             if reconciler is not None:
                 reconciler.close()
 
 
-def _run_until_signalled(the_agent: Agent, reconciler: Reconciler | None) -> None:
+def _run_until_signalled(the_agent: Agent, reconciler: Reconciler | None, uevents: bool) -> None:
     """Run the loop until SIGTERM or SIGINT; the signal only sets the stop event, so the loop ends
-    between two requests and logs that it stopped."""
-    stop = threading.Event()
+    between two requests and logs that it stopped. With ``uevents`` (the real /sys), kernel PCI uevents
+    wake the loop for a scan at once."""
+    stop = ScanWake()
+    if uevents:
+        listen_for_pci_uevents(stop)
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()  # no logging here: a signal handler may interrupt a log call holding its lock
