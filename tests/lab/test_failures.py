@@ -1,5 +1,6 @@
-"""Real failure modes in the lab guest (the same boot as test_scenario.py, after it): the igb driver
-refusing a VF setting, VFs held open by another process, vfio-pci that cannot be loaded. Each server goes
+"""Real failure modes in the lab guest (the same boot as test_scenario.py, after it): a multicast MAC on a
+port, VFs held open by another process, vfio-pci that cannot be loaded, and the igb driver itself refusing
+a VF setting sent by the agent's netlink code. Each server goes
 ``error`` with a reason naming the device and the cause; its devices are released and its VF's settings
 undone, as the kernel reports them."""
 
@@ -12,7 +13,7 @@ import pytest
 from lab.results import LabRun
 
 pytestmark = pytest.mark.slow
-FAILURES = ["refused", "busy", "no_vfio"]
+FAILURES = ["multicast", "busy", "no_vfio"]
 
 
 def failed(lab: LabRun, name: str) -> dict[str, Any]:
@@ -28,13 +29,29 @@ def test_the_server_is_in_error_and_its_devices_are_released(lab: LabRun, name: 
     assert set(seen["statuses"].values()) == {"available"}, seen["statuses"]
 
 
-def test_a_driver_refusal_names_the_vf_and_the_errno_and_the_vf_is_reset(lab: LabRun) -> None:
-    seen = failed(lab, "refused")
+def test_a_multicast_mac_is_refused_naming_the_vf_and_the_vf_keeps_no_setting(lab: LabRun) -> None:
+    seen = failed(lab, "multicast")
     reason = seen["server"]["status_reason"]
+    assert seen["claimed"][0] in reason and "01:00:5e:00:00:01" in reason and "multicast" in reason, reason
     index = seen["nic_vfs"].index(seen["claimed"][0])
-    assert f"VF {index}: setting mac failed: EINVAL" in reason, reason
     vf = next(v for v in seen["vfinfo"] if v["vf"] == index)
-    assert vf["address"] == "00:00:00:00:00:00" and not [v for v in vf.get("vlan_list", []) if v["vlan"]]
+    assert vf["address"] == "00:00:00:00:00:00" and not [v for v in vf.get("vlan_list", []) if v.get("vlan")]
+
+
+def test_the_agents_netlink_sets_mac_vlan_trust_and_spoofchk_on_a_real_igb_vf(lab: LabRun) -> None:
+    seen = lab.fact("netlink.applied")
+    assert seen["done"] == ["mac", "vlan", "trust", "spoofchk"]
+    vf = seen["vf"]
+    assert vf["address"] == "52:54:00:00:0b:01" and [v.get("vlan") for v in vf["vlan_list"]] == [300]
+    assert vf["trust"] is True and vf["spoofchk"] is False
+    reset = lab.fact("netlink.reset")
+    assert reset["address"] == "00:00:00:00:00:00" and reset["trust"] is False and reset["spoofchk"] is True
+
+
+def test_a_real_driver_refusal_is_an_error_naming_the_pf_the_vf_the_attribute_and_errno(lab: LabRun) -> None:
+    refused = lab.fact("netlink.refused")
+    assert refused["type"] == "VfConfigError"
+    assert refused["message"].startswith(f"PF {refused['pf']} VF 6: setting mac failed: EINVAL"), refused
 
 
 def test_a_vf_held_by_another_process_names_the_device_and_busy(lab: LabRun) -> None:

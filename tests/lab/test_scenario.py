@@ -43,7 +43,9 @@ def test_the_inventory_has_the_vfs_with_numa_node_iommu_group_and_driver(lab: La
     for address, seen in kernel.items():
         device = reported[address]
         assert device["dev_type"] == "type-VF" and device["assignable"] is True
-        assert device["numa_node"] == seen["numa_node"] and device["iommu_group"] == seen["iommu_group"]
+        # the kernel's -1 is "no NUMA node"
+        assert device["numa_node"] == (None if seen["numa_node"] < 0 else seen["numa_node"])
+        assert device["iommu_group"] == seen["iommu_group"]
         assert device["driver"] == seen["driver"]
     assert {kernel[a]["numa_node"] for a in kernel if kernel[a]["vendor_device"] == "1b36:0010"} == {1}
 
@@ -113,5 +115,17 @@ def test_delete_gives_the_vfs_back_to_their_host_drivers_and_clears_mac_and_vlan
     _, index = port_vf(seen)
     vf = next(v for v in gone["vfinfo"] if v["vf"] == index)
     assert vf["address"] == "00:00:00:00:00:00"
-    assert [v["vlan"] for v in vf.get("vlan_list", []) if v["vlan"]] == []
+    assert [v["vlan"] for v in vf.get("vlan_list", []) if v.get("vlan")] == []
     assert vf["trust"] is False and vf["spoofchk"] is True, vf
+
+
+@pytest.mark.parametrize("count", [0, 3])
+def test_vfs_made_or_removed_behind_the_agents_back_reach_the_inventory_woken_by_uevents(
+    lab: LabRun, count: int
+) -> None:
+    seen = lab.fact(f"rediscovery.{count}")
+    assert len(seen["kernel"]) == count and seen["inventory"] == sorted(seen["kernel"])
+    log = lab.fact("rediscovery.log")
+    # The agent scans every 600 s here: the change came in because a uevent woke it.
+    # (the in-guest wait's 300 s deadline is shorter than that period)
+    assert "PCI uevents (" in log and "reported" in log.split("PCI uevents (", 1)[1], log[-3000:]

@@ -296,7 +296,7 @@ class Reconciler:
             domain_uuid = conn.define_domain(build_domain_xml(plan.spec))
             crash_point("agent.build.after_define")
             if start:
-                conn.start_domain(name)
+                _start_naming_devices(conn, name, plan.addresses)
                 crash_point("agent.build.after_start")
         except _FATAL:
             raise
@@ -398,6 +398,18 @@ class Reconciler:
             return
         self.client.post_server_state(str(server["id"]), domain_state=state, domain_xml=xml)
         self._did(f"server {server['name']}: domain {name} is {state}")
+
+
+def _start_naming_devices(conn: LibvirtConnection, name: str, addresses: Iterable[PciAddress]) -> None:
+    """Start the domain; a failure names the devices passed through, which libvirt's message may not
+    ("Failed to load PCI stub module vfio-pci" says which driver, not for which device)."""
+    try:
+        conn.start_domain(name)
+    except LibvirtError as e:
+        passed = ", ".join(str(a) for a in sorted(addresses))
+        if not passed:
+            raise
+        raise type(e)(f"{e} (passing through {passed})", e.libvirt_code) from e
 
 
 def _related(address: PciAddress, devices: Devices) -> set[PciAddress]:

@@ -56,12 +56,32 @@ def _give_back(vfs: list[str]) -> None:
         Path("/sys/bus/pci/drivers_probe").write_text(vf)
 
 
+def netlink(rec: Record, pf: str) -> None:
+    """epa.hostnet's own VF configuration, sent to the real igb driver: a free VF set, read back, reset;
+    then a VF the PF does not have (6 of 2), which the driver refuses (EINVAL)."""
+    from epa.hostnet.vf import VfConfig, VfConfigError, apply_vf_config
+
+    done = apply_vf_config(VfConfig(pf, 1, mac="52:54:00:00:0b:01", vlan=300, trusted=True, spoofchk=False))
+    rec.fact("netlink.applied", {"done": done, "vf": next(v for v in k.vfinfo(pf) if v["vf"] == 1)})
+    apply_vf_config(VfConfig.reset(pf, 1))
+    rec.fact("netlink.reset", next(v for v in k.vfinfo(pf) if v["vf"] == 1))
+    try:
+        apply_vf_config(VfConfig(pf, 6, mac="52:54:00:00:0b:02"))
+    except VfConfigError as e:
+        rec.fact("netlink.refused", {"type": type(e).__name__, "message": str(e), "pf": pf})
+    else:
+        rec.fact("netlink.refused", {"type": None, "message": "the driver took it", "pf": pf})
+
+
 def run_failures(rec: Record, epa: Any, nic_pf: str, nvme_pf: str, deadline_s: float) -> None:
     epa.api.create_flavor({"name": "net", "vcpus": 1, "memory_mb": 128})
-    with rec.phase("failure: the igb driver refuses a multicast MAC"):
+    with rec.phase("failure: a multicast MAC on a port"):
         port = {"physnet": "physnet1", "vnic_type": "direct", "mac": "01:00:5e:00:00:01", "vlan": 7}
         created = epa.api.create_server("bad-mac", "net", [port])
-        _failed(rec, epa, "failure.refused", created, nic_pf, deadline_s)
+        _failed(rec, epa, "failure.multicast", created, nic_pf, deadline_s)
+
+    with rec.phase("netlink: the agent's VF configuration on the real igb"):
+        netlink(rec, k.netdev(nic_pf))
 
     nvme_vfs = k.vfs(nvme_pf)
     with rec.phase("failure: the NVMe VFs are held by another process"):

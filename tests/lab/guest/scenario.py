@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -86,9 +87,9 @@ class Epa:
         self.procs.append(proc)
         return proc
 
-    def start_agent(self, name: str, token: str, hypervisor: str, config: Path) -> None:
+    def start_agent(self, name: str, token: str, hypervisor: str, config: Path, *extra: str) -> None:
         args = ["agent", "--server", self.url, "--token", token, "--host-name", "lab", "--interval", "2",
-                "--hypervisor", hypervisor, "--config", str(config)]  # fmt: skip
+                "--hypervisor", hypervisor, "--config", str(config), *extra]  # fmt: skip
         self.agent = self._start(name, args)
 
     def stop_agent(self) -> None:
@@ -169,6 +170,33 @@ def run_server(rec: Record, epa: Epa, prefix: str, name: str, nic_pf: str) -> No
         observe_released(rec, f"{prefix}.deleted", gone, nic_pf, domain)
 
 
+def _nic_vfs_present(epa: Epa) -> list[str]:
+    return sorted(
+        d["address"] for d in epa.api.list_devices(host="lab") if d["product_id"] == "10ca" and d["status"] != "removed"
+    )
+
+
+def rediscovery(rec: Record, epa: Epa, nic_pf: str, work: Path) -> None:
+    """VFs made and removed behind the agent's back reach the inventory long before its periodic scan
+    (600 s here): kernel uevents wake it. Its config has no [[sriov]] tables, or it would undo the change."""
+    config = work / "agent-no-sriov.toml"
+    whole = AGENT_CONFIG.format(nic_netdev=k.netdev(nic_pf), nic_vfs=NIC_VFS)
+    config.write_text(whole.split("[[sriov]]", maxsplit=1)[0])
+    epa.stop_agent()
+    with rec.phase("rediscovery: agent starts"):
+        epa.start_agent("agent-uevents", epa.api.rotate_token("lab"), "none", config, "--interval", "600")
+        wait("the agent's first report", lambda: "reported" in (epa.out / "agent-uevents.log").read_text() or None,
+             DEADLINE_S, 1)  # fmt: skip
+    for count in (0, 3):
+        with rec.phase(f"rediscovery: sriov_numvfs {count}"):
+            started = time.monotonic()
+            (k.PCI / nic_pf / "sriov_numvfs").write_text(str(count))
+            wait(f"{count} igb VFs in the inventory", lambda c=count: len(_nic_vfs_present(epa)) == c or None, 300, 0.5)
+            rec.fact(f"rediscovery.{count}", {"seconds": round(time.monotonic() - started, 1),
+                                              "kernel": k.vfs(nic_pf), "inventory": _nic_vfs_present(epa)})  # fmt: skip
+    rec.fact("rediscovery.log", (epa.out / "agent-uevents.log").read_text())
+
+
 def _vfs_reported(epa: Epa, count: int) -> bool | None:
     vfs = [d for d in epa.api.list_devices(host="lab") if d["dev_type"] == "type-VF"]
     return True if len(vfs) >= count else None
@@ -218,6 +246,7 @@ def main(out: Path) -> None:
             epa.start_agent("agent-embed", epa.api.rotate_token("lab"), f"qemu:///embed?root={embed_root}", config)
         run_server(rec, epa, "embed", "lab-emb", nic_pf)
         run_failures(rec, epa, nic_pf, nvme_pf, DEADLINE_S)
+        rediscovery(rec, epa, nic_pf, work)
     finally:
         if epa is not None:
             epa.stop_all()
