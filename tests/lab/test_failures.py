@@ -12,7 +12,8 @@ import pytest
 
 from lab.results import LabRun
 
-pytestmark = pytest.mark.slow
+# The first test pays for the session's boot (conftest.BOOT_DEADLINE_S), under pytest-timeout too.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 FAILURES = ["multicast", "busy", "no_vfio"]
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from lab.results import LabRun
 
-pytestmark = pytest.mark.slow
+# The first test pays for the session's boot (conftest.BOOT_DEADLINE_S), under pytest-timeout too.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 MAC = "52:54:00:1a:b0:01"
 VLAN = 42
 HYPERVISORS = ["system", "embed"]
@@ -55,6 +56,18 @@ def test_the_server_goes_active_with_an_nvme_vf_and_a_port_vf(lab: LabRun, where
     seen = active(lab, where)
     kinds = sorted(seen["devices"][d["address"]]["vendor_device"] for d in seen["server"]["devices"])
     assert kinds == ["1b36:0010", "8086:10ca"]
+
+
+@pytest.mark.parametrize("where", HYPERVISORS)
+def test_the_host_shows_its_hypervisor_reachable_with_the_domain_type_the_domain_has(lab: LabRun, where: str) -> None:
+    seen = active(lab, where)
+    hypervisor = seen["host"]["hypervisor"]
+    assert hypervisor["reachable"] is True and hypervisor["reason"] is None
+    assert hypervisor["uri"].startswith("qemu:///system" if where == "system" else "qemu:///embed")
+    kind = hypervisor["domain_type"]
+    assert f"<domain type='{kind}'" in seen["live_xml"]
+    # qemu (TCG) only with the reason KVM was not used; kvm only when the probe ran a vCPU on it
+    assert bool(hypervisor["warnings"]) == (kind == "qemu"), hypervisor
 
 
 @pytest.mark.parametrize("where", HYPERVISORS)
@@ -129,3 +142,14 @@ def test_vfs_made_or_removed_behind_the_agents_back_reach_the_inventory_woken_by
     # The agent scans every 600 s here: the change came in because a uevent woke it.
     # (the in-guest wait's 300 s deadline is shorter than that period)
     assert "PCI uevents (" in log and "reported" in log.split("PCI uevents (", 1)[1], log[-3000:]
+
+
+def test_under_embed_the_nvme_vf_is_unmanaged_and_the_agent_bound_it_itself(lab: LabRun) -> None:
+    seen = active(lab, "embed")
+    nvme = nvme_vf(seen)
+    bus, slot_fn = nvme.split(":")[1], nvme.split(":")[2]
+    slot, function = slot_fn.split(".")
+    xml = seen["live_xml"]
+    hostdev = xml.split(f"bus='0x{bus}' slot='0x{slot}' function='0x{function}'")[0].rsplit("<hostdev", 1)[1]
+    assert "managed='no'" in hostdev, hostdev
+    assert seen["devices"][nvme]["driver"] == "vfio-pci"

@@ -41,6 +41,14 @@ _MAX_REASON = 4000  # the API keeps at most 4096 characters of a status reason
 VfBackend = Callable[[VfConfig], object]
 
 
+class Vfio(Protocol):
+    """Binds a function to vfio-pci and back (``epa.agent.vfio_bind.SysfsVfio`` is one)."""
+
+    def detach(self, address: PciAddress) -> None: ...
+
+    def reattach(self, address: PciAddress) -> None: ...
+
+
 class ServerApi(Protocol):
     """The routes the reconciler uses (``epa.client.ApiClient`` has them)."""
 
@@ -98,6 +106,7 @@ class Reconciler:
     """Reconciles host ``host_name``'s servers. ``connect`` opens the hypervisor connection (kept open
     between passes, reopened after a failure to list domains); ``view`` gives the host's classified
     devices and NUMA cells; ``vf_backend`` applies one VF's settings (None: VFs are not configured).
+    ``vfio`` binds unmanaged devices to vfio-pci and back (None: libvirt's node-device detach does).
     Each (re)connection tells the API the hypervisor's state and domain type (``uri`` names it there;
     ``kvm_probe`` checks that KVM runs); a hypervisor that cannot be reached is put on the host and on
     the servers waiting for it."""
@@ -112,7 +121,9 @@ class Reconciler:
         *,
         uri: str = "the hypervisor",
         kvm_probe: KvmProbe = probe_kvm,
+        vfio: Vfio | None = None,
     ) -> None:
+        self.vfio = vfio
         self.client = client
         self.uri = uri
         self.kvm_probe = kvm_probe
@@ -290,7 +301,10 @@ class Reconciler:
             for config in plan.vf_configs:
                 self._configure_vf(config)
             for address in plan.detach:
-                conn.node_device_detach(address)
+                if self.vfio is not None:
+                    self.vfio.detach(address)
+                else:
+                    conn.node_device_detach(address)
                 self._did(f"server {server['name']}: detached {address} from its host driver")
             crash_point("agent.build.before_define")
             domain_uuid = conn.define_domain(build_domain_xml(plan.spec))
@@ -384,8 +398,11 @@ class Reconciler:
             if address in skip:
                 continue
             try:
-                conn.node_device_reattach(address)
-            except LibvirtError as e:
+                if self.vfio is not None:
+                    self.vfio.reattach(address)
+                else:
+                    conn.node_device_reattach(address)
+            except EpaError as e:
                 log.warning("server %s: cannot reattach %s: %s", server.get("name"), address, e)
                 continue
             self._did(f"server {server['name']}: reattached {address} to its host driver")

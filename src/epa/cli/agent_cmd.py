@@ -16,6 +16,7 @@ from epa.agent import Agent, WarningLog, read_host_facts
 from epa.agent.reconcile import Reconciler, VfBackend
 from epa.agent.rediscovery import ScanWake, listen_for_pci_uevents
 from epa.agent.sriov_provision import provisioning
+from epa.agent.vfio_bind import SysfsVfio
 from epa.cli.client_settings import with_client
 from epa.client import ApiClient
 from epa.config import load_config, parse_device_spec_args
@@ -204,6 +205,9 @@ def agent(
                 the_agent.latest_report,
                 _vf_backend(vf_config, root),
                 uri=uri,
+                # On the real /sys the agent binds unmanaged devices itself (the embedded driver has no
+                # node-device API); a simulated host's test:/// driver keeps libvirt's detach.
+                vfio=SysfsVfio(root, procfs_root) if root == Path("/sys") and not uri.startswith("test") else None,
             )
         try:
             if once:

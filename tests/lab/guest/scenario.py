@@ -122,6 +122,7 @@ def observe_server(rec: Record, key: str, epa: Epa, server: dict[str, Any], nic_
         key,
         {
             "server": server,
+            "host": epa.api.get_host("lab"),
             "domain": domain,
             "qemu_pid": pid,
             "devices": devices,
@@ -243,7 +244,12 @@ def main(out: Path) -> None:
         (embed_root / "etc").mkdir(parents=True, exist_ok=True)
         (embed_root / "etc" / "qemu.conf").write_text(k.QEMU_CONF)
         with rec.phase("embed: agent starts"):
-            epa.start_agent("agent-embed", epa.api.rotate_token("lab"), f"qemu:///embed?root={embed_root}", config)
+            # and the NVMe VFs unmanaged (managed = "no"): the agent binds them to vfio-pci itself
+            unmanaged = work / "agent-unmanaged.toml"
+            unmanaged.write_text(
+                config.read_text().replace('product_id = "0010" }', 'product_id = "0010", managed = "no" }')
+            )
+            epa.start_agent("agent-embed", epa.api.rotate_token("lab"), f"qemu:///embed?root={embed_root}", unmanaged)
         run_server(rec, epa, "embed", "lab-emb", nic_pf)
         run_failures(rec, epa, nic_pf, nvme_pf, DEADLINE_S)
         rediscovery(rec, epa, nic_pf, work)
