@@ -10,6 +10,7 @@ import argparse
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -98,21 +99,27 @@ def boot(command: str, rwdir: Path, timeout_s: float) -> Boot:
     rwdir.mkdir(parents=True, exist_ok=True)
     line = f"cd {shlex.quote(str(REPO))} && {command}"
     started = time.monotonic()
+    # vng runs virtme-run, which runs QEMU: a session of their own, so that a deadline (or the test run
+    # being interrupted) ends all three, not vng alone.
+    proc = subprocess.Popen(
+        vng_args(rwdir, line),
+        env=_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     try:
-        done = subprocess.run(
-            vng_args(rwdir, line),
-            env=_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout if isinstance(e.stdout, str) else (e.stdout or b"").decode(errors="replace")
+        out, _ = proc.communicate(timeout=timeout_s)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        if not isinstance(sys.exc_info()[1], subprocess.TimeoutExpired):
+            raise
         return Boot(124, f"{out}\n[lab] the boot ran past its {timeout_s:.0f}s deadline", time.monotonic() - started)
-    return Boot(done.returncode, done.stdout + done.stderr, time.monotonic() - started)
+    return Boot(proc.returncode, out, time.monotonic() - started)
 
 
 def guest_python(script: Path, *args: str) -> str:
