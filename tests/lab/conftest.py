@@ -18,8 +18,17 @@ def run_lab(script: str, tmp: Path) -> LabRun:
     result = boot(guest_python(Path(__file__).parent / "guest" / script, str(out)), out, BOOT_DEADLINE_S)
     run = LabRun(out, result.output, result.elapsed_s)
     phases = ", ".join(f"{k} {v}s" for k, v in run.data.get("phases", {}).items())
-    print(f"\n[lab] {script}: boot and run {result.elapsed_s:.0f}s (exit {result.returncode}); phases: {phases}")
+    SUMMARY.append(f"[lab] {script}: boot and run {result.elapsed_s:.0f}s (exit {result.returncode}); phases: {phases}")
     return run
+
+
+SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each phase's time, at the end of the run whatever the capture mode."""
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
