@@ -61,8 +61,11 @@ def _calling(what: str) -> Iterator[None]:
 
 
 def open_connection(uri: str) -> LibvirtConnection:
-    """Open a read-write connection to ``uri`` (``qemu:///system``, ``test:///path/to/node.xml``)."""
+    """Open a read-write connection to ``uri`` (``qemu:///system``, ``test:///path/to/node.xml``,
+    ``qemu:///embed?root=DIR``: the event loop that one needs is registered first)."""
     _quiet_libvirt()
+    if is_embedded_uri(uri):
+        ensure_event_loop()
     with _calling(f"cannot connect to libvirt at {uri!r}"):
         conn = libvirt.open(uri)
     return LibvirtConnection(conn, uri)
@@ -157,6 +160,14 @@ class LibvirtConnection:
         dev = self._node_device(name)
         with _calling(f"cannot reattach PCI device {address} ({name}) on {self.uri!r}"):
             dev.reAttach()
+
+    # --- what the hypervisor offers ----------------------------------------------------------
+
+    def domain_capabilities(self, virttype: str, arch: str = "x86_64") -> str:
+        """libvirt's domain capabilities XML for ``virttype`` (``kvm``, ``qemu``) on ``arch``. Raises
+        :class:`LibvirtError` naming libvirt's reason when the host does not offer it (no KVM, say)."""
+        with _calling(f"{virttype} domain capabilities on {self.uri!r}"):
+            return str(self._live.getDomainCapabilities(None, arch, None, virttype, 0))
 
     # --- domains ------------------------------------------------------------------------------
     #
@@ -297,6 +308,12 @@ def ensure_event_loop() -> None:
     with _calling("cannot register libvirt's event loop"):
         libvirt.virEventRegisterDefaultImpl()
     threading.Thread(target=_run_event_loop, name=EVENT_LOOP_THREAD, daemon=True).start()
+
+
+def is_embedded_uri(uri: str) -> bool:
+    """Whether ``uri`` runs a hypervisor driver inside this process (``qemu:///embed?root=...``)."""
+    parsed = urllib.parse.urlsplit(uri)
+    return parsed.scheme.split("+", 1)[0] in ("qemu", "ch") and parsed.path == "/embed"
 
 
 def embedded_qemu_uri(root: str) -> str:

@@ -24,6 +24,13 @@ ROUTES: list[tuple[str, str, str, object, bool]] = [
     ("GET", "/v1/hosts/{name}", "/v1/hosts/a", None, True),
     ("PATCH", "/v1/hosts/{name}", "/v1/hosts/a", {"enabled": True}, False),
     ("POST", "/v1/hosts/{name}/token", "/v1/hosts/a/token", None, False),
+    (
+        "PUT",
+        "/v1/hosts/{name}/hypervisor",
+        "/v1/hosts/a/hypervisor",
+        {"uri": "qemu:///system", "reachable": True, "domain_type": "kvm"},
+        True,
+    ),
     ("DELETE", "/v1/hosts/{name}", "/v1/hosts/a", None, False),
     (
         "PUT",

@@ -23,6 +23,7 @@ from epa.inventory import (
     rotate_agent_token,
     set_device_status,
     set_host_enabled,
+    set_hypervisor,
 )
 
 CountQueries = Callable[[], AbstractContextManager[list[str]]]
@@ -38,6 +39,7 @@ def test_new_host_has_generation_zero_and_nothing_else(db: Database) -> None:
         "numa_cells": [],
         "device_counts": {s.value: 0 for s in DeviceStatus},
         "device_total": 0,
+        "hypervisor": None,
     }
     assert get_host(db, "nfv-1") == host
     assert authenticate(db, token).host == "nfv-1"
@@ -126,3 +128,17 @@ def test_delete_host_removes_everything_but_not_while_in_use(db: Database, nfv_r
         authenticate(db, token)
     # The name is free again, with a fresh generation.
     assert create_host(db, "h")[0].generation == 0
+
+
+def test_an_agents_hypervisor_state_is_kept_on_the_host_and_touches_no_generation(db: Database) -> None:
+    create_host(db, "nfv-1")
+    down = {"uri": "qemu:///system", "reachable": False, "reason": "waiting for the hypervisor: refused",
+            "domain_type": None, "warnings": []}  # fmt: skip
+    host = set_hypervisor(db, "nfv-1", down)
+    assert host.generation == 0
+    shown = get_host(db, "nfv-1").to_json()["hypervisor"]
+    assert isinstance(shown, dict) and shown.pop("reported_at")
+    assert shown == down
+    up = dict(down, reachable=True, reason=None, domain_type="qemu")
+    assert get_host(db, set_hypervisor(db, "nfv-1", up).name).hypervisor is not None
+    assert dict(get_host(db, "nfv-1").hypervisor or {})["reachable"] is True

@@ -19,6 +19,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from epa.agent.domain_build import Devices, ServerPlan, domain_name, domain_type_for, plan_server, plan_teardown
+from epa.agent.hypervisor import HypervisorState, KvmProbe, choose_domain_type, probe_kvm, tell_unreachable
 from epa.client import JsonObject
 from epa.crashpoints import crash_point
 from epa.domain.address import PciAddress
@@ -40,6 +41,14 @@ _MAX_REASON = 4000  # the API keeps at most 4096 characters of a status reason
 VfBackend = Callable[[VfConfig], object]
 
 
+class Vfio(Protocol):
+    """Binds a function to vfio-pci and back (``epa.agent.vfio_bind.SysfsVfio`` is one)."""
+
+    def detach(self, address: PciAddress) -> None: ...
+
+    def reattach(self, address: PciAddress) -> None: ...
+
+
 class ServerApi(Protocol):
     """The routes the reconciler uses (``epa.client.ApiClient`` has them)."""
 
@@ -57,6 +66,8 @@ class ServerApi(Protocol):
     ) -> JsonObject: ...
 
     def post_released(self, server_id: str) -> JsonObject | None: ...
+
+    def put_hypervisor(self, name: str, state: Mapping[str, Any]) -> JsonObject: ...
 
 
 class DeviceInUse(EpaError):
@@ -94,7 +105,11 @@ class Summary:
 class Reconciler:
     """Reconciles host ``host_name``'s servers. ``connect`` opens the hypervisor connection (kept open
     between passes, reopened after a failure to list domains); ``view`` gives the host's classified
-    devices and NUMA cells; ``vf_backend`` applies one VF's settings (None: VFs are not configured)."""
+    devices and NUMA cells; ``vf_backend`` applies one VF's settings (None: VFs are not configured).
+    ``vfio`` binds unmanaged devices to vfio-pci and back (None: libvirt's node-device detach does).
+    Each (re)connection tells the API the hypervisor's state and domain type (``uri`` names it there;
+    ``kvm_probe`` checks that KVM runs); a hypervisor that cannot be reached is put on the host and on
+    the servers waiting for it."""
 
     def __init__(
         self,
@@ -103,8 +118,16 @@ class Reconciler:
         connect: Callable[[], LibvirtConnection],
         view: Callable[[], HostReport],
         vf_backend: VfBackend | None,
+        *,
+        uri: str = "the hypervisor",
+        kvm_probe: KvmProbe = probe_kvm,
+        vfio: Vfio | None = None,
     ) -> None:
+        self.vfio = vfio
         self.client = client
+        self.uri = uri
+        self.kvm_probe = kvm_probe
+        self.hypervisor: HypervisorState | None = None
         self.host_name = host_name
         self.connect = connect
         self.view = view
@@ -130,8 +153,12 @@ class Reconciler:
         servers = self.client.host_servers(self.host_name)
         report = self.view()
         devices = {c.device.address: c for c in report.devices}
-        conn = self._connection()
-        domains = self._domains(conn, devices)
+        try:
+            conn = self._connection()
+            domains = self._domains(conn, devices)
+        except LibvirtError as e:
+            tell_unreachable(self.client, self.host_name, self.uri, e, servers)
+            raise
         summary.servers, summary.domains = len(servers), len(domains)
         self._removed = set()
         going = [s for s in servers if s.get("status") in _GOING]
@@ -166,7 +193,12 @@ class Reconciler:
 
     def _connection(self) -> LibvirtConnection:
         if self._conn is None:
-            self._conn = self.connect()
+            conn = self.connect()
+            state = choose_domain_type(conn, self.kvm_probe)
+            for warning in state.warnings:
+                log.warning("%s", warning)
+            self.client.put_hypervisor(self.host_name, state.to_json())
+            self.hypervisor, self._conn = state, conn
         return self._conn
 
     def _domains(self, conn: LibvirtConnection, devices: Devices) -> list[Domain]:
@@ -263,18 +295,22 @@ class Reconciler:
         server_id = str(server["id"])
         name = domain_name(server)
         try:
-            plan = plan_server(server, devices, cells, domain_type_for(conn.uri))
+            known = self.hypervisor.domain_type if self.hypervisor is not None else None
+            plan = plan_server(server, devices, cells, known or domain_type_for(conn.uri))
             self._check_free(plan, server_id, domains, devices)
             for config in plan.vf_configs:
                 self._configure_vf(config)
             for address in plan.detach:
-                conn.node_device_detach(address)
+                if self.vfio is not None:
+                    self.vfio.detach(address)
+                else:
+                    conn.node_device_detach(address)
                 self._did(f"server {server['name']}: detached {address} from its host driver")
             crash_point("agent.build.before_define")
             domain_uuid = conn.define_domain(build_domain_xml(plan.spec))
             crash_point("agent.build.after_define")
             if start:
-                conn.start_domain(name)
+                _start_naming_devices(conn, name, plan.addresses)
                 crash_point("agent.build.after_start")
         except _FATAL:
             raise
@@ -362,8 +398,11 @@ class Reconciler:
             if address in skip:
                 continue
             try:
-                conn.node_device_reattach(address)
-            except LibvirtError as e:
+                if self.vfio is not None:
+                    self.vfio.reattach(address)
+                else:
+                    conn.node_device_reattach(address)
+            except EpaError as e:
                 log.warning("server %s: cannot reattach %s: %s", server.get("name"), address, e)
                 continue
             self._did(f"server {server['name']}: reattached {address} to its host driver")
@@ -376,6 +415,18 @@ class Reconciler:
             return
         self.client.post_server_state(str(server["id"]), domain_state=state, domain_xml=xml)
         self._did(f"server {server['name']}: domain {name} is {state}")
+
+
+def _start_naming_devices(conn: LibvirtConnection, name: str, addresses: Iterable[PciAddress]) -> None:
+    """Start the domain; a failure names the devices passed through, which libvirt's message may not
+    ("Failed to load PCI stub module vfio-pci" says which driver, not for which device)."""
+    try:
+        conn.start_domain(name)
+    except LibvirtError as e:
+        passed = ", ".join(str(a) for a in sorted(addresses))
+        if not passed:
+            raise
+        raise type(e)(f"{e} (passing through {passed})", e.libvirt_code) from e
 
 
 def _related(address: PciAddress, devices: Devices) -> set[PciAddress]:

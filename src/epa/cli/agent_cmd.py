@@ -6,7 +6,6 @@ import contextlib
 import logging
 import signal
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -15,9 +14,13 @@ import click
 
 from epa.agent import Agent, WarningLog, read_host_facts
 from epa.agent.reconcile import Reconciler, VfBackend
+from epa.agent.rediscovery import ScanWake, listen_for_pci_uevents
+from epa.agent.sriov_provision import provisioning
+from epa.agent.vfio_bind import SysfsVfio
 from epa.cli.client_settings import with_client
 from epa.client import ApiClient
 from epa.config import load_config, parse_device_spec_args
+from epa.config.sriov import VfProvision
 from epa.crashpoints import armed
 from epa.discovery import ScanResult
 from epa.discovery.libvirt_nodedev import scan_libvirt
@@ -33,15 +36,20 @@ from epa.libvirt_client import open_connection
 log = logging.getLogger("epa.agent")
 
 
-def _specs(config_path: Path | None, device_specs: tuple[str, ...]) -> tuple[DeviceSpec, ...]:
+def _specs(
+    config_path: Path | None, device_specs: tuple[str, ...]
+) -> tuple[tuple[DeviceSpec, ...], tuple[VfProvision, ...]]:
+    """The device_specs (config file, then --device-spec) and the config's [[sriov]] VF provisioning."""
     specs: list[DeviceSpec] = []
+    sriov: tuple[VfProvision, ...] = ()
     if config_path is not None:
         config = load_config(config_path)
         specs.extend(config.device_specs)
+        sriov = config.sriov
         for warning in config.warnings:
             log.warning("%s", warning)
     specs.extend(parse_device_spec_args(device_specs, first_index=len(specs)))
-    return tuple(specs)
+    return tuple(specs), sriov
 
 
 def _facts(sysfs_root: Path, procfs_root: Path) -> Callable[[], tuple[NumaCell, ...]]:
@@ -112,7 +120,8 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
     "config_path",
     type=click.Path(path_type=Path),
     default=None,
-    help="An EPA TOML config or a nova.conf; its [pci] device_spec entries apply.",
+    help="An EPA TOML config or a nova.conf; its [pci] device_spec entries apply, and EPA TOML's "
+    "[[sriov]] tables (pf, num_vfs, driver) make the PFs' VFs before each scan.",
 )
 @click.option("--device-spec", "device_specs", multiple=True, metavar="JSON|@FILE", help="Repeatable.")
 @click.option(
@@ -170,14 +179,17 @@ def agent(
         crash_at = armed()
         if crash_at:
             log.warning("crash points armed (EPA_CRASH_AT): %s", ", ".join(sorted(crash_at)))
-        specs = _specs(config_path, device_specs)
+        specs, sriov = _specs(config_path, device_specs)
         root = sysfs_root or Path("/sys")
+        scan = _scanner(root, libvirt_uri)
+        if sriov:
+            scan = provisioning(sriov, root, procfs_root, scan)
         if libvirt_uri is not None:
             log.warning("NUMA cells are read from %s, not from libvirt's capabilities", root)
         the_agent = Agent(
             api,
             host_name or socket.gethostname(),
-            _scanner(root, libvirt_uri),
+            scan,
             specs,
             _facts(root, procfs_root),
             interval,
@@ -192,6 +204,10 @@ def agent(
                 lambda: open_connection(uri),
                 the_agent.latest_report,
                 _vf_backend(vf_config, root),
+                uri=uri,
+                # On the real /sys the agent binds unmanaged devices itself (the embedded driver has no
+                # node-device API); a simulated host's test:/// driver keeps libvirt's detach.
+                vfio=SysfsVfio(root, procfs_root) if root == Path("/sys") and not uri.startswith("test") else None,
             )
         try:
             if once:
@@ -200,16 +216,19 @@ def agent(
                     for failure in Agent.reconcile(reconciler):
                         log.warning("%s", failure)
             else:
-                _run_until_signalled(the_agent, reconciler)
+                _run_until_signalled(the_agent, reconciler, uevents=root == Path("/sys") and libvirt_uri is None)
         finally:
             if reconciler is not None:
                 reconciler.close()
 
 
-def _run_until_signalled(the_agent: Agent, reconciler: Reconciler | None) -> None:
+def _run_until_signalled(the_agent: Agent, reconciler: Reconciler | None, uevents: bool) -> None:
     """Run the loop until SIGTERM or SIGINT; the signal only sets the stop event, so the loop ends
-    between two requests and logs that it stopped."""
-    stop = threading.Event()
+    between two requests and logs that it stopped. With ``uevents`` (the real /sys), kernel PCI uevents
+    wake the loop for a scan at once."""
+    stop = ScanWake()
+    if uevents:
+        listen_for_pci_uevents(stop)
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()  # no logging here: a signal handler may interrupt a log call holding its lock

@@ -176,6 +176,10 @@ class ApiClient:
     def set_host_enabled(self, name: str, enabled: bool) -> JsonObject:
         return self._object("PATCH", f"/v1/hosts/{_segment(name)}", {"enabled": enabled})
 
+    def put_hypervisor(self, name: str, state: Mapping[str, Any]) -> JsonObject:
+        """Say what host ``name``'s agent sees of its hypervisor (uri, reachable, reason, domain_type, warnings)."""
+        return self._object("PUT", f"/v1/hosts/{_segment(name)}/hypervisor", dict(state))
+
     def rotate_token(self, name: str) -> str:
         """A new agent token for ``name``; the old one stops working."""
         answer = self._object("POST", f"/v1/hosts/{_segment(name)}/token")

@@ -10,6 +10,7 @@ from types import MappingProxyType
 
 from epa.config.nova_conf import read_nova_conf
 from epa.config.raw import RawConfig, RawEntry
+from epa.config.sriov import VfProvision, parse_sriov
 from epa.config.toml_config import decode_toml, read_toml
 from epa.domain.device_spec import DeviceSpec, decode_json, parse_device_spec_entry
 from epa.errors import ConfigError, DeviceSpecError
@@ -25,6 +26,7 @@ class EpaConfig:
     device_specs: tuple[DeviceSpec, ...] = ()
     aliases: tuple[Mapping[str, object], ...] = ()
     warnings: tuple[str, ...] = ()
+    sriov: tuple[VfProvision, ...] = ()
 
 
 def _where(source: str, entry: RawEntry) -> str:
@@ -96,6 +98,7 @@ def load_config(path: Path) -> EpaConfig:
         raise ConfigError(f"config {path} is not UTF-8 text: {exc}") from exc
     raw = _read_raw(path, text)
     return EpaConfig(
+        sriov=parse_sriov(raw.sriov, str(path)),
         source=path,
         format=raw.format,
         device_specs=_device_specs(raw.device_spec, str(path)),

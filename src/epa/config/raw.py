@@ -22,3 +22,4 @@ class RawConfig:
     device_spec: tuple[RawEntry, ...] = ()
     alias: tuple[RawEntry, ...] = ()
     warnings: tuple[str, ...] = ()
+    sriov: object = None  # EPA TOML's [[sriov]] array, parsed by epa.config.sriov

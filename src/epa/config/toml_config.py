@@ -39,4 +39,5 @@ def read_toml(document: Mapping[str, object], source: str) -> RawConfig:
         format="toml",
         device_spec=_entries("device_spec", pci.get("device_spec", []), source),
         alias=_entries("alias", pci.get("alias", []), source),
+        sriov=document.get("sriov"),
     )

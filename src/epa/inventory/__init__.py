@@ -14,6 +14,7 @@ from epa.inventory.hosts import (
     list_hosts,
     rotate_agent_token,
     set_host_enabled,
+    set_hypervisor,
 )
 from epa.inventory.records import DeviceRecord, HostRecord, Principal, ReportOutcome
 from epa.inventory.report import apply_report
@@ -47,4 +48,5 @@ __all__ = [
     "rotate_agent_token",
     "set_device_status",
     "set_host_enabled",
+    "set_hypervisor",
 ]

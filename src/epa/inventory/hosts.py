@@ -5,7 +5,8 @@ device counts by one GROUP BY."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -15,7 +16,7 @@ from epa.domain.host import NumaCell
 from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, NotFound
 from epa.inventory.db import Database
-from epa.inventory.records import HostRecord
+from epa.inventory.records import HostRecord, iso_utc
 from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, ServerRow, utcnow
 from epa.inventory.tokens import new_agent_token
 
@@ -65,6 +66,7 @@ def _records(session: Session, hosts: Sequence[HostRow], only: int | None = None
                 numa_cells=tuple(cells.get(h.id, ())),
                 device_counts=by_status,
                 device_total=sum(by_status.values()),
+                hypervisor=h.hypervisor,
             )
         )
     return out
@@ -103,6 +105,15 @@ def set_host_enabled(db: Database, name: str, enabled: bool) -> HostRecord:
             row.enabled = enabled
             # Schedulers in every API process reload a host whose claim generation moved.
             row.claim_generation += 1
+        session.flush()
+        return _records(session, [row], only=row.id)[0]
+
+
+def set_hypervisor(db: Database, name: str, state: Mapping[str, Any]) -> HostRecord:
+    """Record what host ``name``'s agent says of its hypervisor (``reported_at`` is added here)."""
+    with db.transaction() as session:
+        row = _host_row(session, name, for_update=True)
+        row.hypervisor = {**state, "reported_at": iso_utc(utcnow())}
         session.flush()
         return _records(session, [row], only=row.id)[0]
 

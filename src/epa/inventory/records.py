@@ -35,9 +35,11 @@ class HostRecord:
     numa_cells: tuple[NumaCell, ...] = ()
     device_counts: Mapping[str, int] = field(default_factory=dict)
     device_total: int = 0
+    hypervisor: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
+            "hypervisor": dict(self.hypervisor) if self.hypervisor is not None else None,
             "name": self.name,
             "enabled": self.enabled,
             "generation": self.generation,

@@ -96,6 +96,9 @@ class HostRow(Base):
     # Bumped by every claim and release (reports bump ``generation``): API processes compare both to
     # tell that their in-memory view of the host is stale.
     claim_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # What the agent last said of its hypervisor (reachable, why not, the domain type it uses); None
+    # until an agent said anything. Not inventory: it touches neither generation.
+    hypervisor: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
 
 
 class NumaCellRow(Base):

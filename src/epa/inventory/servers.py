@@ -221,7 +221,8 @@ def set_server_status(
 ) -> ServerRecord:
     """Move a server along scheduled -> building -> active <-> stopped, or to error or deleting from
     any status but deleted (which only ``claims.release`` reaches); ``status=None`` keeps the status.
-    ``reason`` replaces the status reason when the status changes; ``domain_uuid``, ``domain_state``
+    ``reason`` replaces the status reason when the status changes, and is a note on the status as it
+    is with ``status=None`` (an agent saying why a server still waits); ``domain_uuid``, ``domain_state``
     and ``domain_xml``, when given, record what the host's agent sees of the libvirt domain.
     ``delete_wins``: a server found ``deleting`` (under its row lock) keeps that status - a report
     that raced with a delete records the domain only."""
@@ -229,7 +230,9 @@ def set_server_status(
         row = server_row(session, server_id)
         old = _V(row.status)
         if delete_wins and old is _V.DELETING:
-            status = None
+            status = reason = None
+        if status is None and reason is not None:
+            row.status_reason = reason
         if status is not None:
             new = parse_status(status)
             allowed = old is not _V.DELETED and (

@@ -1,4 +1,4 @@
-"""/v1/hosts: create, list, show, enable/disable, rotate the agent token, delete."""
+"""/v1/hosts: create, list, show, enable/disable, the agent's hypervisor state, rotate the agent token, delete."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin, Caller, may_access_host
-from epa.api.schemas.host import AgentToken, HostCreate, HostCreated, HostList, HostOut, HostPatch
+from epa.api.schemas.host import AgentToken, HostCreate, HostCreated, HostList, HostOut, HostPatch, HypervisorBody
 from epa.inventory import hosts
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
@@ -32,6 +32,13 @@ def show_host(name: str, db: DB, who: Caller) -> JSONResponse:
 @router.patch("/{name}", response_model=HostOut)
 def patch_host(name: str, body: HostPatch, db: DB, _: Admin) -> JSONResponse:
     return JSONResponse(hosts.set_host_enabled(db, name, body.enabled).to_json())
+
+
+@router.put("/{name}/hypervisor", response_model=HostOut)
+def put_hypervisor(name: str, body: HypervisorBody, db: DB, who: Caller) -> JSONResponse:
+    """The host's agent says whether it reaches its hypervisor (and why not) and which domain type it uses."""
+    may_access_host(who, name)
+    return JSONResponse(hosts.set_hypervisor(db, name, body.model_dump()).to_json())
 
 
 @router.post("/{name}/token", response_model=AgentToken)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -30,6 +31,21 @@ class NumaCellBody(BaseModel):
     memory_mb: int = Field(ge=0, le=STORED_INT_MAX)
 
 
+class HypervisorBody(BaseModel):
+    """What an agent says of its hypervisor: reachable or why not, and the domain type it makes."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str = Field(min_length=1, max_length=1024)
+    reachable: StrictBool
+    reason: str | None = Field(default=None, max_length=4000)
+    domain_type: Literal["kvm", "qemu", "test"] | None = None
+    warnings: list[Annotated[str, Field(max_length=1000)]] = Field(default_factory=list, max_length=20)
+
+
+class HypervisorOut(HypervisorBody):
+    reported_at: datetime
+
+
 class HostOut(BaseModel):
     name: str
     enabled: bool
@@ -38,6 +54,7 @@ class HostOut(BaseModel):
     numa_cells: list[NumaCellBody]
     device_counts: dict[str, int]
     device_total: int
+    hypervisor: HypervisorOut | None = None
 
 
 class HostList(BaseModel):

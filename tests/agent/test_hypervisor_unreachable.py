@@ -1,0 +1,71 @@
+"""A hypervisor the agent cannot reach is visible, not silent: the host says so with libvirt's reason and
+every server waiting to be built says why it waits; when the hypervisor answers again the servers are
+built and the host says which domain type the agent makes. The real API (uvicorn in a thread, SQLite),
+a real libvirt error (a daemon socket nobody listens on), then libvirt's ``test:///`` driver."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from epa.agent.reconcile import Reconciler
+from epa.client import ApiClient
+from epa.discovery.sysfs import scan_sysfs
+from epa.domain.device_spec import classify, parse_device_specs
+from epa.domain.host import HostReport, NumaCell
+from epa.errors import LibvirtError
+from epa.inventory import Database
+from epa.libvirt_client import LibvirtConnection, open_connection
+from epa.simulate.hosts import nfv_host
+from epa.simulate.libvirt_node import write_node_xml
+from support.served import serve_in_thread
+
+HOST = "nfv-1"
+
+
+@pytest.fixture
+def apis(sqlite_db: Database) -> Iterator[tuple[ApiClient, ApiClient]]:
+    with serve_in_thread(sqlite_db) as s, ApiClient(s.url, s.admin) as admin:
+        token = admin.create_host(HOST)["agent_token"]
+        with ApiClient(s.url, token) as agent:
+            yield admin, agent
+
+
+def test_an_unreachable_hypervisor_is_on_the_host_and_its_waiting_servers_until_it_answers(
+    apis: tuple[ApiClient, ApiClient], nfv_sysfs: Path, tmp_path: Path
+) -> None:
+    admin, agent = apis
+    cells = (NumaCell(0, tuple(range(20)), 64_000, 0), NumaCell(1, tuple(range(20, 40)), 64_000, 1))
+    specs = parse_device_specs(['{"vendor_id": "8086", "product_id": "37c9"}'])
+    classified, _ = classify(specs, scan_sysfs(nfv_sysfs).devices)
+    agent.put_inventory(HOST, 0, cells, classified)
+    admin.create_flavor({"name": "small", "vcpus": 1, "memory_mb": 512})
+    created = admin.create_server("waits", "small")
+    dead = f"qemu+unix:///system?socket={tmp_path / 'nobody-listens.sock'}"
+    reachable: list[LibvirtConnection] = []
+
+    def connect() -> LibvirtConnection:
+        return reachable[0] if reachable else open_connection(dead)
+
+    reconciler = Reconciler(
+        agent, HOST, connect, lambda: HostReport(cells, classified), None, uri=dead, kvm_probe=lambda _: None
+    )
+    for _ in range(2):  # the second pass finds the reason already there and leaves it
+        with pytest.raises(LibvirtError, match="cannot connect to libvirt"):
+            reconciler.reconcile_once()
+    host = admin.get_host(HOST)["hypervisor"]
+    assert host["reachable"] is False and host["uri"] == dead
+    assert "nobody-listens.sock" in host["reason"] and host["reason"].startswith("waiting for the hypervisor")
+    waiting = admin.get_server(created["id"])
+    assert waiting["status"] == "scheduled" and waiting["status_reason"] == host["reason"]
+
+    with open_connection(write_node_xml(nfv_host(), tmp_path / "node.xml")) as conn:
+        reachable.append(conn)
+        reconciler.reconcile_once()
+        reconciler.reconcile_once()
+        built = admin.get_server(created["id"])
+        assert built["status"] == "active" and built["status_reason"] is None
+        host = admin.get_host(HOST)["hypervisor"]
+        assert host["reachable"] is True and host["reason"] is None and host["domain_type"] == "test"
