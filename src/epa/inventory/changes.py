@@ -106,5 +106,5 @@ def last_seen(db: Database, names: Collection[str]) -> dict[str, datetime | None
         for start in range(0, len(ordered), 900):
             chunk = ordered[start : start + 900]
             query = select(HostRow.name, HostRow.last_report_at).where(HostRow.name.in_(chunk))
-            out.update(dict(session.execute(query).tuples().all()))
+            out.update(dict(session.execute(query).all()))
     return out
