@@ -13,6 +13,7 @@ ALL = [
     "nova_pci_filter",
     "create_throughput",
     "soak",
+    "fleet",
 ]
 
 

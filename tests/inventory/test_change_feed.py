@@ -23,6 +23,7 @@ from epa.inventory.changes import feed_cursor, mark_changed, read_changes
 from epa.inventory.claims import NewServer, claim, release
 from epa.inventory.liveness import Beat, record_beats
 from epa.inventory.schema import HostRow
+from epa.inventory.tokens import create_admin_token, hash_token
 
 VF = "0000:18:02.0"
 
@@ -62,7 +63,11 @@ def test_each_scheduling_change_advances_the_hosts_number(db: Database, nfv_repo
     assert seqs(db) == seen, "disabling a disabled host changes nothing"
     set_host_enabled(db, "nfv-1", True)
     moved("enable")
-    record_beats(db, [Beat("nfv-1", 1, datetime.now(UTC))], revive_after=timedelta(seconds=150))
+    record_beats(
+        db,
+        [Beat("nfv-1", 1, datetime.now(UTC), hash_token(create_admin_token(db)))],
+        revive_after=timedelta(seconds=150),
+    )
     assert seqs(db) == seen, "a heartbeat is liveness only"
 
 

@@ -10,6 +10,7 @@ from epa.domain.host import HostReport, NumaCell
 from epa.inventory import Database, apply_report, create_host, delete_host, set_host_enabled
 from epa.inventory.flavors import create_flavor
 from epa.inventory.liveness import Beat, record_beats
+from epa.inventory.tokens import create_admin_token, hash_token
 from epa.scheduler.scheduler import SchedulerConfig
 from epa.service.scheduling import SchedulingService, ServiceConfig
 
@@ -55,7 +56,9 @@ def test_a_host_whose_agent_stops_is_excluded_exactly_at_the_timeout(db: Databas
     assert placeable(svc) == {"beating", "stopped"}
     # "beating" sends heartbeats every 60 s; "stopped" said nothing since T0.
     for t in range(60, 1000, 60):
-        record_beats(db, [Beat("beating", 1, clock.at(t))], timedelta(seconds=ALIVE / 2))
+        record_beats(
+            db, [Beat("beating", 1, clock.at(t), hash_token(create_admin_token(db)))], timedelta(seconds=ALIVE / 2)
+        )
         clock.now = clock.at(t).timestamp()
         expected = {"beating", "stopped"} if t <= ALIVE else {"beating"}
         assert placeable(svc) == expected, t
@@ -81,7 +84,9 @@ def test_a_host_back_after_the_timeout_is_placeable_again(db: Database) -> None:
     svc = service(db, clock)
     clock.now = clock.at(ALIVE + 10).timestamp()
     assert placeable(svc) == set()
-    record_beats(db, [Beat("h", 1, clock.at(ALIVE + 20))], timedelta(seconds=ALIVE / 2))
+    record_beats(
+        db, [Beat("h", 1, clock.at(ALIVE + 20), hash_token(create_admin_token(db)))], timedelta(seconds=ALIVE / 2)
+    )
     clock.now = clock.at(ALIVE + 21).timestamp()
     assert placeable(svc) == {"h"}
 

@@ -16,12 +16,17 @@ def database(request: Request) -> Database:
     return db
 
 
-def principal(request: Request, db: Annotated[Database, Depends(database)]) -> Principal:
+def bearer_token(request: Request) -> str:
+    """The token of the request's ``Authorization: Bearer`` header; ``Unauthorized`` without one."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer TOKEN'")
-    return authenticate(db, token.strip())
+    return token.strip()
+
+
+def principal(request: Request, db: Annotated[Database, Depends(database)]) -> Principal:
+    return authenticate(db, bearer_token(request))
 
 
 def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:

@@ -57,10 +57,11 @@ class HeartbeatWriter:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
-    async def beat(self, host: str, generation: int) -> BeatOutcome:
-        """Record that ``host``'s agent, holding ``generation``, is alive; returns once committed."""
+    async def beat(self, host: str, generation: int, token: str) -> BeatOutcome:
+        """Record that ``host``'s agent, holding ``generation``, is alive, if the token (its digest) may say
+        so; returns once committed."""
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(Beat(host, generation, self.clock()), loop, loop.create_future())
+        waiting = _Waiting(Beat(host, generation, self.clock(), token), loop, loop.create_future())
         with self._cond:
             self._pending.append(waiting)
             if self._thread is None:

@@ -62,7 +62,12 @@ class Counters:
             del self.decision_seconds[:5_000]
 
 
-def to_host_state(s: HostSnapshot, cpu_ratio: float, ram_ratio: float) -> HostState:
+def to_host_state(
+    s: HostSnapshot, cpu_ratio: float, ram_ratio: float, shared: dict[Slot, Slot] | None = None
+) -> HostState:
+    """The scheduler's view of a snapshot. ``shared`` interns free devices: a fleet is made of a few
+    hardware shapes, so most hosts' slots (address, ids, NUMA node, tags) equal other hosts' and one
+    frozen object serves them all - the view then costs a dict entry per free device, not an object."""
     cells = [
         Cell(
             c.node,
@@ -78,6 +83,8 @@ def to_host_state(s: HostSnapshot, cpu_ratio: float, ram_ratio: float) -> HostSt
         Slot(d.address, d.vendor_id, d.product_id, d.dev_type, d.numa_node, d.parent_addr, d.tags, d.has_netdev)
         for d in s.free
     ]
+    if shared is not None:
+        free = [shared.setdefault(slot, slot) for slot in free]
     last = s.last_report_at.timestamp() if s.last_report_at is not None else None
     return HostState.build(s.name, s.enabled, last, cells, free, dict(s.vfs_in_use), s.assignable)
 
@@ -97,6 +104,7 @@ class SchedulingService:
         self.scheduler = Scheduler(scheduler_config)
         self.counters = Counters()
         self._refreshed_at = -math.inf
+        self._slots: dict[Slot, Slot] = {}
         alive = scheduler_config.alive_seconds
         # Liveness is re-read this far ahead of the timeout: beyond the longest gap between refreshes of
         # a view in use, and well under half the timeout (the revival rule, inventory.liveness).
@@ -111,7 +119,7 @@ class SchedulingService:
     def _apply(self, snapshots: Sequence[HostSnapshot]) -> None:
         for snap in snapshots:
             self.scheduler.update(
-                to_host_state(snap, self.config.cpu_allocation_ratio, self.config.ram_allocation_ratio)
+                to_host_state(snap, self.config.cpu_allocation_ratio, self.config.ram_allocation_ratio, self._slots)
             )
 
     def refresh(self, force: bool = False) -> None:
