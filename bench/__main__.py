@@ -14,6 +14,7 @@ ALL = [
     "create_throughput",
     "soak",
     "hostile_inputs",
+    "fleet",
 ]
 
 

@@ -48,7 +48,7 @@ def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
 
 @contextlib.contextmanager
 def api_servers(
-    database_url: str, data_dir: Path, count: int, env: dict[str, str] | None = None
+    database_url: str, data_dir: Path, count: int, env: dict[str, str] | None = None, extra: Sequence[str] = ()
 ) -> Iterator[tuple[list[str], list[int], str]]:
     """``count`` ``epa serve`` processes on ``database_url`` (URLs, pids, admin token), stopped however the
     block ends. Their logs are ``data_dir/serve-N.log``."""
@@ -64,6 +64,7 @@ def api_servers(
             args = [
                 *EPA,
                 *("serve", "--data-dir", str(data_dir), "--port", str(port), "--database-url", database_url),
+                *extra,
             ]
             procs.append(start(args, log, env))
             wait_healthy(procs[-1], url, log)

@@ -134,6 +134,41 @@ def test_heartbeat_is_sent_every_n_scans_when_nothing_changes(nfv_sysfs: Path) -
     assert reasons == ["first", None, None, "heartbeat", None, None, "heartbeat"]
 
 
+class BeatingServer(ScriptedServer):
+    """A server with the heartbeat route: it answers with its generation, a conflict when they differ."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.beats: list[int] = []
+
+    def heartbeat(self, host: str, generation: int) -> int:
+        self.beats.append(generation)
+        if generation != self.generation:
+            raise GenerationConflict("stale generation", self.generation)
+        return self.generation
+
+
+def test_an_unchanged_host_sends_heartbeats_and_a_full_report_now_and_then(nfv_sysfs: Path) -> None:
+    server = BeatingServer()
+    agent = make_agent(server, nfv_sysfs, heartbeat_every=2, full_report_every=3)
+    reasons = [agent.run_once().reason for _ in range(9)]
+    assert reasons == ["first", None, "heartbeat", None, "heartbeat", None, "full", None, "heartbeat"]
+    assert server.beats == [1, 1, 2]
+    assert [g for g, _ in server.reports] == [0, 1]
+
+
+def test_a_heartbeat_the_server_does_not_recognise_is_followed_by_the_full_report(nfv_sysfs: Path) -> None:
+    server = BeatingServer()
+    agent = make_agent(server, nfv_sysfs, heartbeat_every=1)
+    agent.run_once()
+    server.generation = 7  # the server lost or replaced what it had (a restore, an operator's edit)
+    cycle = agent.run_once()
+    assert cycle.reason == "heartbeat" and cycle.beat is None and cycle.result is not None
+    assert server.beats == [1] and server.reports[-1][0] == 7
+    assert agent.generation == 8
+    assert agent.run_once().beat == 8
+
+
 def test_conflict_rereads_the_generation_and_resends(nfv_sysfs: Path, caplog: pytest.LogCaptureFixture) -> None:
     server = ScriptedServer()
     agent = make_agent(server, nfv_sysfs)

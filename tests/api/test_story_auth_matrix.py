@@ -39,6 +39,7 @@ ROUTES: list[tuple[str, str, str, object, bool]] = [
         {"generation": 0, "numa_cells": [], "devices": []},
         True,
     ),
+    ("POST", "/v1/hosts/{name}/heartbeat", "/v1/hosts/a/heartbeat", {"generation": 1}, True),
     ("GET", "/v1/devices", "/v1/devices", None, False),
     ("GET", "/v1/hosts/{name}/devices/{address}", "/v1/hosts/a/devices/0000:00:00.0", None, False),
     ("POST", "/v1/aliases", "/v1/aliases", {"name": "x"}, False),

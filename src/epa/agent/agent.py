@@ -1,5 +1,6 @@
 """The agent loop: discover the host, classify with the device_spec, and report the inventory to the
-API whenever it changed (and as a heartbeat), riding out generation conflicts and server outages."""
+API whenever it changed, riding out generation conflicts and server outages. An unchanged host sends a
+cheap heartbeat instead (its generation, no device list), and a full report now and then as a safety net."""
 
 from __future__ import annotations
 
@@ -8,13 +9,21 @@ import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from epa.client import InventoryResult, JsonObject, inventory_json
 from epa.discovery import ScanResult
 from epa.domain.device_spec import ClassifiedDevice, DeviceSpec, classify
 from epa.domain.host import HostReport, NumaCell
-from epa.errors import EpaError, Forbidden, GenerationConflict, InvalidInput, ServiceUnavailable, Unauthorized
+from epa.errors import (
+    EpaError,
+    Forbidden,
+    GenerationConflict,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 
 log = logging.getLogger("epa.agent")
 
@@ -33,6 +42,13 @@ class InventoryApi(Protocol):
         numa_cells: Sequence[NumaCell],
         devices: Sequence[ClassifiedDevice],
     ) -> InventoryResult: ...
+
+
+@runtime_checkable
+class HeartbeatApi(Protocol):
+    """The heartbeat route (``epa.client.ApiClient`` has it); a client without it gets full reports."""
+
+    def heartbeat(self, host: str, generation: int) -> int: ...
 
 
 class Reconcile(Protocol):
@@ -72,22 +88,27 @@ class Backoff:
 
 @dataclass(frozen=True, slots=True)
 class Cycle:
-    """What one ``run_once`` did: ``reason`` is ``first``, ``changed`` or ``heartbeat`` when it sent a
-    report (``result`` is the server's answer), None when the inventory was unchanged."""
+    """What one ``run_once`` did: ``reason`` is ``first``, ``changed``, ``full`` (the safety net) or
+    ``heartbeat`` when it told the server something, None when it had nothing to say. ``result`` is the
+    server's answer to a full report; ``beat`` the generation a heartbeat confirmed (a heartbeat the
+    server answered with another generation is followed by a full report, ``result``)."""
 
     devices: int
     reason: str | None = None
     result: InventoryResult | None = None
+    beat: int | None = None
 
     @property
     def sent(self) -> bool:
-        return self.result is not None
+        return self.result is not None or self.beat is not None
 
 
 class Agent:
     """Reports one host's inventory. ``scan`` reads its PCI functions, ``facts`` its NUMA cells;
-    ``interval`` is the seconds between scans, and an unchanged inventory is still reported every
-    ``heartbeat_every`` scans so that the server's ``last_report_at`` stays fresh."""
+    ``interval`` is the seconds between scans; an unchanged host sends a heartbeat every
+    ``heartbeat_every`` scans so that the server's ``last_report_at`` stays fresh, and every
+    ``full_report_every``-th of those is a full report instead (a server that lost or mangled the
+    inventory gets it back within that bound)."""
 
     def __init__(
         self,
@@ -99,6 +120,7 @@ class Agent:
         interval: float,
         *,
         heartbeat_every: int = 10,
+        full_report_every: int = 30,
         max_backoff: float = 60.0,
         conflict_retries: int = 3,
         rng: random.Random | None = None,
@@ -107,6 +129,8 @@ class Agent:
             raise InvalidInput(f"interval ({interval}) must be a positive number of seconds")
         if heartbeat_every < 1:
             raise InvalidInput(f"heartbeat_every ({heartbeat_every}) must be at least 1")
+        if full_report_every < 1:
+            raise InvalidInput(f"full_report_every ({full_report_every}) must be at least 1")
         self.client = client
         self.host_name = host_name
         self.scan = scan
@@ -114,6 +138,8 @@ class Agent:
         self.facts = facts
         self.interval = interval
         self.heartbeat_every = heartbeat_every
+        self.full_report_every = full_report_every
+        self._beats = 0
         self.conflict_retries = conflict_retries
         self.backoff = Backoff(min(interval, 2.0), max(max_backoff, interval), rng or random.Random())  # noqa: S311 - jitter, not a secret
         self.generation: int | None = None
@@ -184,7 +210,17 @@ class Agent:
         else:
             self._idle_cycles += 1
             return Cycle(devices=len(report.devices))
+        if reason == "heartbeat" and isinstance(self.client, HeartbeatApi) and self.generation is not None:
+            if self._beats + 1 >= self.full_report_every:
+                reason = "full"
+            else:
+                beat = self._heartbeat(self.client, self.generation)
+                if beat is not None:
+                    self._beats += 1
+                    self._idle_cycles = 0
+                    return Cycle(devices=len(report.devices), reason=reason, beat=beat)
         sent_with, result = self._send(report)
+        self._beats = 0
         self.generation = result.generation
         self._last_sent = body
         self._idle_cycles = 0
@@ -196,6 +232,21 @@ class Agent:
         if result.vanished_in_use:
             log.warning("devices in use vanished from host %s: %s", self.host_name, ", ".join(result.vanished_in_use))
         return Cycle(devices=len(report.devices), reason=reason, result=result)
+
+    def _heartbeat(self, client: HeartbeatApi, generation: int) -> int | None:
+        """The generation the server confirmed, or None when a full report must follow (the server has
+        another generation, or does not know the host)."""
+        try:
+            confirmed = client.heartbeat(self.host_name, generation)
+        except GenerationConflict as e:
+            log.info("heartbeat of host %s: the server is at generation %s, not %d; sending the full report",
+                     self.host_name, e.current, generation)  # fmt: skip
+            self.generation = e.current
+            return None
+        except NotFound:
+            return None
+        log.debug("heartbeat of host %s at generation %d", self.host_name, confirmed)
+        return confirmed
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import Depends, FastAPI
 
 from epa import __version__
 from epa.api import docs, errors, headers, limits, metrics, offloop, text
 from epa.api.dashboard import router as dashboard_router
-from epa.api.routes import alias, device, flavor, host, inventory, server
+from epa.api.routes import alias, device, flavor, heartbeat, host, inventory, server
 from epa.inventory import Database
+from epa.service.heartbeats import HeartbeatWriter
 from epa.service.scheduling import SchedulingService, ServiceConfig
 
 
@@ -26,6 +29,10 @@ def create_app(db: Database, config: ServiceConfig | None = None, metrics_public
     )
     app.state.db = db
     app.state.scheduling = SchedulingService(db, config)
+    service = app.state.scheduling.config
+    # A host silent for half the agent timeout is put back on the change feed by its next heartbeat.
+    revive = timedelta(seconds=service.scheduler.alive_seconds / 2)
+    app.state.heartbeats = HeartbeatWriter(db, service.heartbeat_flush_seconds, revive)
     errors.install(app)
 
     # On the event loop itself: it answers while every worker thread is busy (a report, a slow database).
@@ -33,7 +40,7 @@ def create_app(db: Database, config: ServiceConfig | None = None, metrics_public
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (host, inventory, device, alias, flavor, server):
+    for module in (host, inventory, heartbeat, device, alias, flavor, server):
         app.include_router(module.router)
     app.include_router(dashboard_router)
     app.include_router(docs.router)

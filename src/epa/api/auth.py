@@ -20,12 +20,22 @@ def database(request: Request) -> Database:
 PRINCIPAL = "epa_principal"
 
 
-def principal_from_header(db: Database, header: str) -> Principal:
-    """The caller named by an ``Authorization`` header's value; ``Unauthorized`` for none or an unknown token."""
+def token_of_header(header: str) -> str:
+    """The token of an ``Authorization: Bearer`` header's value; ``Unauthorized`` without one."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer TOKEN'")
-    return authenticate(db, token.strip())
+    return token.strip()
+
+
+def bearer_token(request: Request) -> str:
+    """The token of the request's ``Authorization: Bearer`` header; ``Unauthorized`` without one."""
+    return token_of_header(request.headers.get("authorization", ""))
+
+
+def principal_from_header(db: Database, header: str) -> Principal:
+    """The caller named by an ``Authorization`` header's value; ``Unauthorized`` for none or an unknown token."""
+    return authenticate(db, token_of_header(header))
 
 
 def principal(request: Request, db: Annotated[Database, Depends(database)]) -> Principal:

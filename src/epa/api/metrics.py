@@ -88,6 +88,22 @@ class SchedulingCollector(Collector):
             ("epa_servers_scheduled", "Servers placed on a host with their devices claimed.", c.scheduled),
             ("epa_scheduling_no_valid_host", "Server creates that no host could take.", c.no_valid_host),
             ("epa_claim_conflicts", "Claims lost to another writer and retried.", c.claim_conflicts),
+            (
+                "epa_view_refreshes",
+                "Refreshes of this process's scheduler view.",
+                self.service.follower.stats.refreshes,
+            ),
+            (
+                "epa_view_reloaded_hosts",
+                "Hosts reloaded into the scheduler view (the first load, then what the change feed named).",
+                self.service.follower.stats.reloaded_hosts,
+            ),
+            (
+                "epa_view_liveness_checked",
+                "Hosts whose liveness was read back as they neared the agent timeout.",
+                self.service.follower.stats.liveness_checked,
+            ),
+            ("epa_view_refresh_seconds", "Time spent refreshing the view.", self.service.follower.stats.seconds),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         yield from self.histogram.collect()

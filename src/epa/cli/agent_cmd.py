@@ -136,7 +136,14 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
     type=click.IntRange(min=1),
     default=4,
     show_default=True,
-    help="Report an unchanged inventory every N scans.",
+    help="Send a heartbeat (no device list) every N scans while the inventory is unchanged.",
+)
+@click.option(
+    "--full-report-every",
+    type=click.IntRange(min=1),
+    default=30,
+    show_default=True,
+    help="Send the full inventory instead of every Nth heartbeat (a safety net).",
 )
 @click.option(
     "--hypervisor",
@@ -167,6 +174,7 @@ def agent(
     device_specs: tuple[str, ...],
     interval: float,
     heartbeat_every: int,
+    full_report_every: int,
     hypervisor_uri: str,
     vf_config: str | None,
     once: bool,
@@ -194,6 +202,7 @@ def agent(
             _facts(root, procfs_root),
             interval,
             heartbeat_every=heartbeat_every,
+            full_report_every=full_report_every,
         )
         reconciler = None
         if hypervisor_uri != "none":

@@ -204,6 +204,16 @@ class ApiClient:
         answer = self._object("PUT", f"/v1/hosts/{_segment(host)}/inventory", body)
         return InventoryResult.from_json(answer)
 
+    def heartbeat(self, host: str, generation: int) -> int:
+        """Tell the server ``host``'s agent is alive and holds ``generation`` (its inventory unchanged);
+        the host's generation back. ``GenerationConflict`` (with ``current``) when the server has
+        another: the agent then sends its full report."""
+        answer = self._object("POST", f"/v1/hosts/{_segment(host)}/heartbeat", {"generation": generation})
+        current = answer.get("generation")
+        if not isinstance(current, int) or isinstance(current, bool):
+            raise EpaError(f"heartbeat answer: generation ({current!r}) is not an integer")
+        return current
+
     # -- devices -------------------------------------------------------------------------------
 
     def iter_devices(

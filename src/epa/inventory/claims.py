@@ -23,6 +23,7 @@ from epa.domain.flavor import check_name
 from epa.domain.status import DeviceStatus, InvalidStatusTransition, check_transition
 from epa.errors import Conflict, InvalidInput
 from epa.inventory._rows import COLUMNS, settle_host
+from epa.inventory.changes import mark_changed
 from epa.inventory.db import Database
 from epa.inventory.records import ServerRecord, ServerStatus
 from epa.inventory.schema import ClaimRow, DeviceRow, HostRow, NumaCellRow, ServerCellRow, ServerRow, utcnow
@@ -389,3 +390,4 @@ def _bump(session: Session, hid: int) -> None:
         .values(claim_generation=HostRow.claim_generation + 1)
         .execution_options(synchronize_session=False)
     )
+    mark_changed(session, [hid])

@@ -15,6 +15,7 @@ from epa.domain.flavor import check_name
 from epa.domain.host import NumaCell
 from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, NotFound
+from epa.inventory.changes import mark_changed, record_deleted
 from epa.inventory.db import Database
 from epa.inventory.records import HostRecord, iso_utc
 from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, ServerRow, utcnow
@@ -81,6 +82,7 @@ def create_host(db: Database, name: str) -> tuple[HostRecord, str]:
         row = HostRow(name=name, enabled=True, generation=0, last_report_at=None, created_at=utcnow())
         session.add(row)
         session.flush()  # the unique constraint is the backstop for a concurrent create
+        mark_changed(session, [row.id])
         token = new_agent_token(session, row.id)
         return _records(session, [row], only=row.id)[0], token
 
@@ -103,9 +105,10 @@ def set_host_enabled(db: Database, name: str, enabled: bool) -> HostRecord:
         row = _host_row(session, name, for_update=True)
         if row.enabled != enabled:
             row.enabled = enabled
-            # Schedulers in every API process reload a host whose claim generation moved.
             row.claim_generation += 1
-        session.flush()
+            session.flush()
+            # Schedulers in every API process reload the hosts the change feed names.
+            mark_changed(session, [row.id])
         return _records(session, [row], only=row.id)[0]
 
 
@@ -152,3 +155,4 @@ def delete_host(db: Database, name: str) -> None:
         # Deleted servers keep their host for history; that history goes with the host.
         session.execute(delete(ServerRow).where(ServerRow.host_id == hid))
         session.execute(delete(HostRow).where(HostRow.id == hid))
+        record_deleted(session, name)

@@ -16,6 +16,7 @@ from epa.domain.host import HostReport
 from epa.domain.status import DeviceStatus, check_transition
 from epa.errors import GenerationConflict, NotFound
 from epa.inventory._rows import COLUMNS, REPORTED, reported_columns, settle_host
+from epa.inventory.changes import mark_changed
 from epa.inventory.db import Database
 from epa.inventory.records import ReportOutcome
 from epa.inventory.schema import Base, DeviceRow, HostRow, NumaCellRow, utcnow
@@ -52,6 +53,7 @@ def apply_report(
                 f"but the host is at generation {current}; read the host and report again",
                 current=current,
             )
+        mark_changed(session, [host_id])
 
         session.execute(delete(NumaCellRow).where(NumaCellRow.host_id == host_id))
         if report.numa_cells:

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Sequence,
     String,
     Text,
     TypeDecorator,
@@ -84,8 +86,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# The change feed's order on PostgreSQL (SQLite, whose writers take turns, counts in ChangeCounterRow).
+HOST_CHANGE_SEQ = Sequence("host_change_seq", metadata=Base.metadata)
+
+
 class HostRow(Base):
     __tablename__ = "hosts"
+    __table_args__ = (Index(None, "change_seq"), Index(None, "change_xid"), Index(None, "last_report_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(name_type(63), unique=True)
@@ -99,6 +106,35 @@ class HostRow(Base):
     # What the agent last said of its hypervisor (reachable, why not, the domain type it uses); None
     # until an agent said anything. Not inventory: it touches neither generation.
     hypervisor: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
+    # The change feed (inventory.changes): the number of the last change that matters to scheduling
+    # (report, claim, release, enable/disable), and on PostgreSQL the id of the transaction that made it.
+    # A heartbeat moves ``last_report_at`` only.
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+    change_xid: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
+
+
+class HostTombstoneRow(Base):
+    """A deleted host, as the change feed reports it (hosts are deleted seldom; the rows are small)."""
+
+    __tablename__ = "host_tombstones"
+    __table_args__ = (Index(None, "change_seq"), Index(None, "change_xid"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(63))
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+    change_xid: Mapped[int] = mapped_column(BigInteger)
+    deleted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ChangeCounterRow(Base):
+    """SQLite's stand-in for ``host_change_seq``: one row, incremented in the writing transaction
+    (SQLite lets one writer in at a time, so numbers are taken in commit order). Unused on PostgreSQL."""
+
+    __tablename__ = "change_counter"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 class NumaCellRow(Base):

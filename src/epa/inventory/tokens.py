@@ -24,6 +24,8 @@ __all__ = [
     "ensure_admin_token",
     "hash_token",
     "new_agent_token",
+    "principals",
+    "token_digest",
 ]
 
 _MAX_TOKEN_LENGTH = 256
@@ -65,11 +67,26 @@ def create_admin_token(db: Database) -> str:
         return _new_token(session, "admin", None)
 
 
-def authenticate(db: Database, token: str) -> Principal:
-    """Who ``token`` belongs to; ``Unauthorized`` if nobody (the message never repeats the token)."""
+def token_digest(token: str) -> str:
+    """The stored form of ``token``; ``Unauthorized`` if it cannot be a token at all."""
     if not isinstance(token, str) or not token or len(token) > _MAX_TOKEN_LENGTH:
         raise Unauthorized("missing or malformed token")
-    digest = hash_token(token)
+    return hash_token(token)
+
+
+def principals(session: Session, digests: list[str]) -> dict[str, Principal]:
+    """Who each of ``digests`` belongs to (unknown ones are absent), in one indexed query."""
+    rows = session.execute(
+        select(TokenRow.kind, TokenRow.token_hash, HostRow.name)
+        .outerjoin(HostRow, HostRow.id == TokenRow.host_id)
+        .where(TokenRow.token_hash.in_(sorted(set(digests))))
+    )
+    return {r.token_hash: Principal("admin") if r.kind == "admin" else Principal("agent", r.name) for r in rows}
+
+
+def authenticate(db: Database, token: str) -> Principal:
+    """Who ``token`` belongs to; ``Unauthorized`` if nobody (the message never repeats the token)."""
+    digest = token_digest(token)
     with db.transaction(readonly=True) as session:
         row = session.execute(
             select(TokenRow.kind, TokenRow.token_hash, HostRow.name)

@@ -141,6 +141,18 @@ class HostIndex:
             self.present[row] = False
             self.enabled[row] = False
 
+    def reported_between(self, after: float, upto: float) -> list[str]:
+        n = len(self.names)
+        seen = self.last_report[:n]
+        with np.errstate(invalid="ignore"):
+            rows = np.flatnonzero(self.present[:n] & (seen > after) & (seen <= upto))
+        return [self.names[int(r)] for r in rows]
+
+    def set_last_report(self, name: str, last_report: float | None) -> None:
+        row = self.position.get(name)
+        if row is not None:
+            self.last_report[row] = np.nan if last_report is None else last_report
+
     def max_assignable(self) -> int:
         n = len(self.names)
         return int(self.assignable[:n][self.present[:n]].max(initial=0))

@@ -71,6 +71,18 @@ class Scheduler:
         self.hosts.pop(name, None)
         self.index.remove(name)
 
+    def lapsing(self, after: float, upto: float) -> list[str]:
+        """Hosts whose last report (as this view holds it) lies in (``after``, ``upto``]: those whose
+        agent timeout falls in the window the caller is about to re-check against the database."""
+        return self.index.reported_between(after, upto)
+
+    def seen(self, name: str, last_report: float | None) -> None:
+        """The host's agent was last heard from at ``last_report`` (a heartbeat, read back)."""
+        host = self.hosts.get(name)
+        if host is not None:
+            host.last_report = last_report
+            self.index.set_last_report(name, last_report)
+
     def account(self, placement: Placement) -> None:
         """Take a claimed placement out of the in-memory view."""
         host = self.hosts.get(placement.host)

@@ -2,9 +2,9 @@
 back on the next candidate when another process got there first.
 
 The database is the truth. Each API process keeps a ``Scheduler`` built from host snapshots and
-refreshes the hosts whose (report generation, claim generation) changed - at most once per
-``refresh_seconds``, and at once for a host whose claim conflicted. A stale view can only cost a
-retry: the claim itself re-checks everything under the host's row lock."""
+reloads the hosts the change feed names (service.refresh) - at most once per ``refresh_seconds``, and
+at once for a host whose claim conflicted. A stale view can only cost a retry: the claim itself
+re-checks everything under the host's row lock."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ from epa.inventory.claims import ClaimConflict, DuplicateRequest, NewServer, cla
 from epa.inventory.flavors import get_flavor
 from epa.inventory.records import ServerRecord
 from epa.inventory.servers import server_by_request_key
-from epa.inventory.snapshots import HostSnapshot, host_versions, load_snapshots
+from epa.inventory.snapshots import HostSnapshot, load_snapshots
 from epa.scheduler.fit import Placement
 from epa.scheduler.host_state import Cell, HostState, Slot
 from epa.scheduler.request import ServerRequest, build_request
 from epa.scheduler.scheduler import Explanation, Scheduler, SchedulerConfig
+from epa.service.refresh import ViewFollower
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class ServiceConfig:
     cpu_allocation_ratio: float = 1.0
     ram_allocation_ratio: float = 1.0
     refresh_seconds: float = 1.0
+    # How long a heartbeat waits for others to share its transaction (service.heartbeats).
+    heartbeat_flush_seconds: float = 0.02
     # Claims tried per create before giving up with a conflict error (each on a fresher view).
     max_attempts: int = 6
 
@@ -59,7 +62,12 @@ class Counters:
             del self.decision_seconds[:5_000]
 
 
-def to_host_state(s: HostSnapshot, cpu_ratio: float, ram_ratio: float) -> HostState:
+def to_host_state(
+    s: HostSnapshot, cpu_ratio: float, ram_ratio: float, shared: dict[Slot, Slot] | None = None
+) -> HostState:
+    """The scheduler's view of a snapshot. ``shared`` interns free devices: a fleet is made of a few
+    hardware shapes, so most hosts' slots (address, ids, NUMA node, tags) equal other hosts' and one
+    frozen object serves them all - the view then costs a dict entry per free device, not an object."""
     cells = [
         Cell(
             c.node,
@@ -75,6 +83,8 @@ def to_host_state(s: HostSnapshot, cpu_ratio: float, ram_ratio: float) -> HostSt
         Slot(d.address, d.vendor_id, d.product_id, d.dev_type, d.numa_node, d.parent_addr, d.tags, d.has_netdev)
         for d in s.free
     ]
+    if shared is not None:
+        free = [shared.setdefault(slot, slot) for slot in free]
     last = s.last_report_at.timestamp() if s.last_report_at is not None else None
     return HostState.build(s.name, s.enabled, last, cells, free, dict(s.vfs_in_use), s.assignable)
 
@@ -93,8 +103,13 @@ class SchedulingService:
             scheduler_config = dataclasses.replace(scheduler_config, salt=secrets.randbelow(2**31 - 1) + 1)
         self.scheduler = Scheduler(scheduler_config)
         self.counters = Counters()
-        self._versions: dict[str, tuple[int, int]] = {}
         self._refreshed_at = -math.inf
+        self._slots: dict[Slot, Slot] = {}
+        alive = scheduler_config.alive_seconds
+        # Liveness is re-read this far ahead of the timeout: beyond the longest gap between refreshes of
+        # a view in use, and well under half the timeout (the revival rule, inventory.liveness).
+        lookahead = min(2 * self.config.refresh_seconds + 2.0, alive / 4)
+        self.follower = ViewFollower(db, self.scheduler, self._apply, alive, lookahead, clock)
         # One scheduler per process, used by the API's worker threads: selection, claim and accounting
         # happen under this lock so that two requests of this process never race for one device.
         self._lock = threading.Lock()
@@ -104,21 +119,15 @@ class SchedulingService:
     def _apply(self, snapshots: Sequence[HostSnapshot]) -> None:
         for snap in snapshots:
             self.scheduler.update(
-                to_host_state(snap, self.config.cpu_allocation_ratio, self.config.ram_allocation_ratio)
+                to_host_state(snap, self.config.cpu_allocation_ratio, self.config.ram_allocation_ratio, self._slots)
             )
-            self._versions[snap.name] = (snap.generation, snap.claim_generation)
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._refreshed_at < self.config.refresh_seconds:
             return
-        versions = host_versions(self.db)
-        for gone in set(self._versions) - set(versions):
-            self.scheduler.remove(gone)
-            del self._versions[gone]
-        changed = [name for name, v in versions.items() if self._versions.get(name) != v]
-        if changed:
-            self._apply(load_snapshots(self.db, changed))
+        self.follower.follow()
+        self.follower.stats.seconds += time.monotonic() - now
         self._refreshed_at = now
 
     def reload_host(self, name: str) -> None:
@@ -127,7 +136,6 @@ class SchedulingService:
             self._apply(snaps)
         else:
             self.scheduler.remove(name)
-            self._versions.pop(name, None)
 
     # -- requests ------------------------------------------------------------------------------------
 
@@ -219,10 +227,8 @@ class SchedulingService:
             self.counters.claim_conflicts += 1
             self.reload_host(p.host)
             return None
+        # The claim is on the change feed too: the next refresh reloads the host from the database.
         self.scheduler.account(p)
-        generation, claims = self._versions.get(p.host, (0, 0))
-        # If another process claimed on this host meanwhile, the next refresh sees a newer number.
-        self._versions[p.host] = (generation, claims + 1)
         return record
 
     def released(self, host: str | None) -> None:

@@ -1,7 +1,7 @@
 """A host remembers what its agent last said of its hypervisor (reachable or why not, the domain type).
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | None = None
 depends_on: str | None = None
 
