@@ -42,12 +42,13 @@ def test_heartbeat_records_liveness_only(api: Api, db: Database, nfv_sysfs: Path
 def test_a_stale_generation_is_a_conflict_naming_the_current_one(api: Api, nfv_sysfs: Path) -> None:
     token = api.call("POST", "/v1/hosts", json={"name": "nfv-1"}, expect=201)["agent_token"]
     api.call("PUT", "/v1/hosts/nfv-1/inventory", token=token, json=report_body(nfv_sysfs, generation=0))
+    before = api.call("GET", "/v1/hosts/nfv-1")
     body = api.call("POST", "/v1/hosts/nfv-1/heartbeat", token=token, json={"generation": 0}, expect=409)
     assert body["error"]["code"] == "generation_conflict"
     assert body["error"]["current_generation"] == 1
     assert "send a full inventory report" in body["error"]["message"]
-    # The liveness was recorded all the same: the agent is alive, it only holds an old generation.
-    assert api.call("GET", "/v1/hosts/nfv-1")["last_report_at"] is not None
+    # A refused heartbeat writes nothing (the full report that follows records the liveness).
+    assert api.call("GET", "/v1/hosts/nfv-1") == before
 
 
 def test_unknown_host_and_bad_bodies(api: Api) -> None:

@@ -62,22 +62,22 @@ def record_beats(db: Database, beats: Sequence[Beat], revive_after: timedelta) -
     with db.transaction() as session:
         callers = principals(session, [b.token for b in beats])
         outcomes = [BeatOutcome(b.host, callers.get(b.token), None) for b in beats]
-        latest: dict[str, datetime] = {}
-        for beat, outcome in zip(beats, outcomes, strict=True):
-            if outcome.allowed:
-                latest[beat.host] = max(beat.at, latest.get(beat.host, beat.at))
+        names = sorted({o.host for o in outcomes if o.allowed})
         rows = session.execute(
-            select(HostRow.id, HostRow.name, HostRow.generation, HostRow.last_report_at).where(
-                HostRow.name.in_(sorted(latest))
-            )
+            select(HostRow.id, HostRow.name, HostRow.generation, HostRow.last_report_at).where(HostRow.name.in_(names))
         ).all()
         found = {r.name: r for r in rows}
+        # Only a heartbeat at the host's generation is recorded: a refused one (409) writes nothing, and the
+        # agent's full report, which follows at once, records the liveness.
+        current: dict[str, datetime] = {}
+        for beat, outcome in zip(beats, outcomes, strict=True):
+            row = found.get(beat.host)
+            if outcome.allowed and row is not None and row.generation == beat.generation:
+                current[beat.host] = max(beat.at, current.get(beat.host, beat.at))
         params = []
         revived = []
-        for name, at in latest.items():
-            row = found.get(name)
-            if row is None:
-                continue
+        for name, at in current.items():
+            row = found[name]
             if row.last_report_at is None or at - row.last_report_at > revive_after:
                 revived.append(row.id)
             if row.last_report_at is None or at > row.last_report_at:
