@@ -7,12 +7,14 @@ from fastapi import Depends, FastAPI
 from epa import __version__
 from epa.api import errors, metrics, text
 from epa.api.dashboard import router as dashboard_router
-from epa.api.routes import alias, device, flavor, host, inventory, server
+from epa.api.routes import alias, device, flavor, host, image, inventory, server
 from epa.inventory import Database
 from epa.service.scheduling import SchedulingService, ServiceConfig
 
 
-def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
+def create_app(
+    db: Database, config: ServiceConfig | None = None, max_image_bytes: int = image.DEFAULT_MAX_IMAGE_BYTES
+) -> FastAPI:
     app = FastAPI(
         title="EPA",
         version=__version__,
@@ -24,6 +26,7 @@ def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
         dependencies=[Depends(text.refuse_unstorable_text)],
     )
     app.state.db = db
+    app.state.max_image_bytes = max_image_bytes
     app.state.scheduling = SchedulingService(db, config)
     errors.install(app)
 
@@ -31,7 +34,7 @@ def create_app(db: Database, config: ServiceConfig | None = None) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (host, inventory, device, alias, flavor, server):
+    for module in (host, inventory, device, alias, flavor, image, server):
         app.include_router(module.router)
     app.include_router(dashboard_router)
     metrics.install(app)

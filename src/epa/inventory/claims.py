@@ -109,6 +109,7 @@ def claim(
                 request_key=server.request_key,
                 created_at=now,
                 updated_at=now,
+                **server.boot_columns(),
             ),
         )
         cells = sorted(
@@ -163,6 +164,7 @@ def claim(
         domain_uuid=None,
         created_at=now,
         updated_at=now,
+        boot=dict(server.boot) if server.boot is not None else None,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.exc import IntegrityError
@@ -49,6 +50,15 @@ class NewServer:
     ports: tuple[Port, ...] = ()
     # The client's Idempotency-Key (None: none given); unique among servers.
     request_key: str | None = None
+    # What it boots: {"image": ``ImageRecord.snapshot()``, "ssh_keys": [...], "user_data": str | None};
+    # None: nothing (a domain without a disk).
+    boot: Mapping[str, Any] | None = None
+
+    def boot_columns(self) -> dict[str, Any]:
+        if self.boot is None:
+            return {"boot": None, "image_id": None}
+        image = self.boot.get("image")
+        return {"boot": dict(self.boot), "image_id": str(image["id"]) if image else None}
 
     def flavor_json(self) -> dict[str, object]:
         f = self.flavor
@@ -93,6 +103,7 @@ def to_record(
         updated_at=row.updated_at,
         domain_state=row.domain_state,
         domain_xml=row.domain_xml,
+        boot=dict(row.boot) if row.boot is not None else None,
     )
 
 
@@ -202,6 +213,7 @@ def record_unscheduled(db: Database, server: NewServer, reason: str) -> ServerRe
         request_key=server.request_key,
         created_at=now,
         updated_at=now,
+        **server.boot_columns(),
     )
     with db.transaction() as session:
         insert_server(session, row)

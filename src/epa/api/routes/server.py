@@ -17,8 +17,10 @@ from epa.api.schemas.server import (
     ServerOut,
     ServerState,
 )
+from epa.domain import cloud_init
 from epa.domain.port import Port
-from epa.inventory import lifecycle, servers
+from epa.errors import InvalidInput
+from epa.inventory import images, lifecycle, servers
 from epa.inventory.records import ServerStatus
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
@@ -69,6 +71,16 @@ def explanation_json(request: ServerRequest, why: Explanation, limit: int) -> di
     }
 
 
+def _boot(service: SchedulingService, body: ServerCreate) -> dict[str, Any] | None:
+    """What the server boots: the image (which must be whole) and its cloud-init data, checked here."""
+    if body.image is None:
+        if body.ssh_keys or body.user_data is not None:
+            raise InvalidInput("image (None): ssh_keys and user_data need an image to boot")
+        return None
+    image = images.active_image(service.db, body.image).snapshot()
+    return {"image": image, **cloud_init.check(body.ssh_keys, body.user_data)}
+
+
 # Printable ASCII without spaces, as the IETF Idempotency-Key draft's examples (a UUID fits).
 IDEMPOTENCY_KEY = r"^[!-~]{1,64}$"
 
@@ -88,10 +100,11 @@ def create_server(
         ),
     ] = None,
 ) -> JSONResponse:
+    boot = _boot(service, body)
     if idempotency_key is None:
-        record = service.create(body.name, body.flavor, _ports(body.ports))
+        record = service.create(body.name, body.flavor, _ports(body.ports), boot=boot)
         return JSONResponse(record.to_json(), status_code=201)
-    record, replayed = service.create_once(idempotency_key, body.name, body.flavor, _ports(body.ports))
+    record, replayed = service.create_once(idempotency_key, body.name, body.flavor, _ports(body.ports), boot)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse(record.to_json(), status_code=201, headers=headers)
 

@@ -23,6 +23,13 @@ class ServerCreate(BaseModel):
     name: str = Field(pattern=HOST_NAME)
     flavor: str = Field(min_length=1, max_length=63)
     ports: list[PortBody] = Field(default_factory=list, max_length=32)
+    image: str | None = Field(default=None, pattern=HOST_NAME, description="The image the server boots.")
+    ssh_keys: list[str] = Field(
+        default_factory=list, max_length=16, description="OpenSSH public keys for the guest's default user."
+    )
+    user_data: str | None = Field(
+        default=None, max_length=65536, description="cloud-init user-data (NoCloud seed), at most 64 KiB."
+    )
 
 
 class ExplainRequest(BaseModel):
@@ -57,6 +64,9 @@ class ServerOut(BaseModel):
     domain_uuid: str | None
     domain_state: str | None
     domain_xml: str | None
+    image: dict[str, Any] | None = None
+    ssh_keys: list[str] = Field(default_factory=list)
+    user_data: str | None = None
     created_at: str
     updated_at: str
 
