@@ -66,5 +66,7 @@ def serve(
     tls_key: Path | None = None,
     log_level: str = "info",
     config: ServiceConfig | None = None,
+    max_image_bytes: int | None = None,
 ) -> None:
-    uvicorn.run(create_app(db, config), **uvicorn_options(host, port, tls_cert, tls_key, log_level))
+    app = create_app(db, config) if max_image_bytes is None else create_app(db, config, max_image_bytes)
+    uvicorn.run(app, **uvicorn_options(host, port, tls_cert, tls_key, log_level))

@@ -79,6 +79,15 @@ def write_secret(path: Path, secret: str) -> None:
     show_default=True,
     help="Seconds after its agent's last report before a host gets no new servers.",
 )
+@click.option(
+    "--image-max-size",
+    "image_max_gb",
+    type=click.FloatRange(min=0.001),
+    default=64.0,
+    show_default=True,
+    metavar="GIB",
+    help="The largest image part an upload may send (a larger one is refused with 413).",
+)
 @click.option("--new-admin-token", is_flag=True, help="Create another admin token and write it to the token file.")
 def serve(
     db_path: Path | None,
@@ -93,6 +102,7 @@ def serve(
     cpu_allocation_ratio: float,
     ram_allocation_ratio: float,
     agent_timeout: float,
+    image_max_gb: float,
     new_admin_token: bool,
 ) -> None:
     """Run the EPA API server (migrates the database on start)."""
@@ -127,4 +137,4 @@ def serve(
         cpu_allocation_ratio=cpu_allocation_ratio,
         ram_allocation_ratio=ram_allocation_ratio,
     )
-    run_server(db, listen, port, tls_cert, tls_key, config=config)
+    run_server(db, listen, port, tls_cert, tls_key, config=config, max_image_bytes=int(image_max_gb * 1024**3))
