@@ -12,8 +12,11 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import platformdirs
 
 from epa.agent import Agent, WarningLog, read_host_facts
+from epa.agent.boot import Boot
+from epa.agent.images import ImageCache
 from epa.agent.reconcile import Reconciler, VfBackend
 from epa.cli.client_settings import with_client
 from epa.client import ApiClient
@@ -28,7 +31,8 @@ from epa.domain.host import NumaCell
 from epa.errors import InvalidInput
 from epa.hostnet.simulated import simulated_netlink
 from epa.hostnet.vf import apply_vf_config
-from epa.libvirt_client import open_connection
+from epa.libvirt_client import ensure_event_loop, open_connection
+from epa.virt import DomainType
 
 log = logging.getLogger("epa.agent")
 
@@ -145,6 +149,40 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
     help="How VFs of direct ports are configured (default: netlink on /sys, the simulated PF driver "
     "of any other sysfs root).",
 )
+@click.option(
+    "--domain-type",
+    type=click.Choice([t.value for t in DomainType]),
+    default=None,
+    help="The libvirt domain type of the host's servers (default: test for test:/// URIs, else kvm); qemu "
+    "emulates (TCG), for hosts without KVM.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where servers' seeds, console logs and disks are kept (default: the user data dir's agent/).",
+)
+@click.option(
+    "--image-cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The image cache (default: STATE_DIR/images).",
+)
+@click.option(
+    "--image-cache-size",
+    "image_cache_gb",
+    type=click.FloatRange(min=0.001),
+    default=50.0,
+    show_default=True,
+    metavar="GIB",
+    help="At most this much of cached images; unused ones are evicted, least recently used first.",
+)
+@click.option(
+    "--image-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Images the operator distributes, as IMAGE_DIR/NAME/PART (checked by sha256): nothing is fetched.",
+)
 @click.option("--once", is_flag=True, help="Scan, report and reconcile once, then exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
 @with_client
@@ -160,6 +198,11 @@ def agent(
     heartbeat_every: int,
     hypervisor_uri: str,
     vf_config: str | None,
+    domain_type: str | None,
+    state_dir: Path | None,
+    image_cache: Path | None,
+    image_cache_gb: float,
+    image_dir: Path | None,
     once: bool,
     verbose: bool,
 ) -> None:
@@ -186,12 +229,19 @@ def agent(
         reconciler = None
         if hypervisor_uri != "none":
             uri = hypervisor_uri
+            if uri.startswith("qemu:///embed"):
+                ensure_event_loop()  # the embedded driver waits on QEMU's monitor through it
+            # Per host: the demo runs several agents on one machine, and each removes what its servers left.
+            state = state_dir or Path(platformdirs.user_data_dir("epa")) / "agent" / the_agent.host_name
+            cache = ImageCache(image_cache or state / "images", int(image_cache_gb * 1024**3), api, image_dir)
             reconciler = Reconciler(
                 api,
                 the_agent.host_name,
                 lambda: open_connection(uri),
                 the_agent.latest_report,
                 _vf_backend(vf_config, root),
+                boot=Boot(cache, state, the_agent.host_name),
+                domain_type=DomainType(domain_type) if domain_type else None,
             )
         try:
             if once:
