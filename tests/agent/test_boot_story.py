@@ -217,3 +217,28 @@ def test_what_a_crash_left_behind_is_collected(world: World, tmp_path: Path) -> 
     assert any("orphan disk" in a for a in summary.actions)
     assert _volumes(world) == [] and world.conn.list_domains() == []
     assert not list(world.state.glob(f"{server['id']}.*"))
+
+
+def test_the_console_reaches_the_api_escaped(world: World, tmp_path: Path) -> None:
+    world.upload("deb", images.qcow2(tmp_path / "d.qcow2"))
+    server = world.create("vm-1", "deb")
+    reconciler = world.reconciler()
+    reconciler.reconcile_once()
+    log = world.state / f"{server['id']}.console.log"
+    # What a guest may print: CR LF line ends, a terminal escape, a NUL, invalid UTF-8, non-ASCII text.
+    log.write_bytes(b"Linux version 6.1\r\n\x1b]0;owned\x07hostname vm-1\r\nnul\x00 bad\xff caf\xc3\xa9\r\n")
+    reconciler.reconcile_once()
+    lines = world.admin.get_console(server["id"], 2)["lines"]
+    assert lines == ["\\x1b]0;owned\\x07hostname vm-1", "nul\\x00 bad\\xff café"]
+    assert world.admin.get_console(server["id"], 10)["lines"][0] == "Linux version 6.1"
+    # Unchanged: nothing is sent again.
+    assert not any("console" in a for a in reconciler.reconcile_once().actions)
+
+
+def test_console_cli_follow_shows_only_new_lines() -> None:
+    from epa.cli.server import new_lines
+
+    assert new_lines([], ["a", "b"]) == ["a", "b"]
+    assert new_lines(["a", "b"], ["a", "b", "c"]) == ["c"]
+    assert new_lines(["a", "b", "c"], ["c", "d"]) == ["d"]
+    assert new_lines(["a"], ["x", "y"]) == ["x", "y"]

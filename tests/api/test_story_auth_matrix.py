@@ -54,6 +54,8 @@ ROUTES: list[tuple[str, str, str, object, bool]] = [
     ("POST", "/v1/servers/{server_id}/state", "/v1/servers/{on_a}/state", {"domain_state": "running"}, True),
     ("POST", "/v1/servers/{server_id}/released", "/v1/servers/{on_a}/released", None, True),
     ("POST", "/v1/scheduler/explain", "/v1/scheduler/explain", {"flavor": "f"}, False),
+    ("PUT", "/v1/servers/{server_id}/console", "/v1/servers/{on_a}/console", {"text": "boot"}, True),
+    ("GET", "/v1/servers/{server_id}/console", "/v1/servers/{on_a}/console", None, False),
     ("POST", "/v1/images", "/v1/images", {"name": "i"}, False),
     ("GET", "/v1/images", "/v1/images", None, False),
     ("GET", "/v1/images/{name}", "/v1/images/i", None, False),

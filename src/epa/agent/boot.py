@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from epa.agent.console import ConsoleTails
 from epa.agent.images import ImageCache, ImageError, image_ref
 from epa.agent.seed import seed_files, write_seed
 from epa.domain.image import ImageKind
@@ -65,6 +66,7 @@ class Boot:
         self.cache = cache
         self.state_dir = state_dir
         self.pool = pool_name(host)
+        self.consoles = ConsoleTails()
         state_dir.mkdir(parents=True, exist_ok=True)
         # QEMU runs as its own user on a real host: it must reach the seed and write the console log.
         state_dir.chmod(0o755)
@@ -72,6 +74,10 @@ class Boot:
 
     def console_path(self, server_id: str) -> Path:
         return self.state_dir / f"{server_id}.console.log"
+
+    def console_update(self, server_id: str) -> str | None:
+        """The end of the server's console when it changed since it was last sent."""
+        return self.consoles.changed(server_id, self.console_path(server_id))
 
     def _disks(self, conn: LibvirtConnection) -> Disks:
         self.disks_dir.mkdir(mode=0o755, exist_ok=True)
@@ -116,6 +122,7 @@ class Boot:
     def remove(self, conn: LibvirtConnection, server: Mapping[str, Any]) -> list[str]:
         """Delete the server's overlay, seed and console log; what was removed, one line each."""
         server_id = str(server.get("id"))
+        self.consoles.forget(server_id)
         done = []
         if server.get("image") is not None and (server.get("image") or {}).get("kind") == ImageKind.DISK.value:
             with contextlib.suppress(DiskError):

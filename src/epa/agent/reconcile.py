@@ -59,6 +59,8 @@ class ServerApi(Protocol):
 
     def post_released(self, server_id: str) -> JsonObject | None: ...
 
+    def put_console(self, server_id: str, text: str) -> JsonObject: ...
+
 
 class DeviceInUse(EpaError):
     """Another domain on the host holds the device; ``addresses`` are the server's devices concerned,
@@ -241,6 +243,7 @@ class Reconciler:
                 conn.start_domain(name)
                 self._did(f"server {server['name']}: started domain {name} (it was {ours.state})")
             self._report(conn, server, name)
+            self._ship_console(server_id)
         elif status == "stopped":
             if ours is None:
                 self._did(f"server {server['name']}: domain {name} is missing; defining it again")
@@ -352,6 +355,13 @@ class Reconciler:
         conn.undefine_domain(domain.name)
         self._removed.add(domain.name)
         self._did(f"removed domain {domain.name} ({why})")
+
+    def _ship_console(self, server_id: str) -> None:
+        if self.boot is None:
+            return
+        text = self.boot.console_update(server_id)
+        if text is not None:
+            self.client.put_console(server_id, text)
 
     def _remove_boot(self, conn: LibvirtConnection, server: JsonObject) -> None:
         if self.boot is None:

@@ -257,6 +257,35 @@ def show_server(api: ApiClient, server_id: str, as_json: bool) -> None:
     )
 
 
+@server.command("console")
+@click.argument("server_id")
+@click.option("--tail", type=click.IntRange(1, 1000), default=100, show_default=True, help="Lines to show.")
+@click.option("--follow", is_flag=True, help="Keep showing new lines as the host's agent sends them (Ctrl-C ends).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds, --follow.")
+@with_client
+def console(api: ApiClient, server_id: str, tail: int, follow: bool, interval: float) -> None:
+    """Show the end of a server's serial console (control characters escaped: guest output cannot
+    move the cursor, retitle or clear your terminal)."""
+    shown: list[str] = []
+    while True:
+        lines = [str(line) for line in api.get_console(server_id, tail).get("lines") or []]
+        for line in new_lines(shown, lines):
+            click.echo(line)
+        shown = lines
+        if not follow:
+            return
+        time.sleep(interval)
+
+
+def new_lines(shown: list[str], lines: list[str]) -> list[str]:
+    """The lines of ``lines`` not shown yet: what follows the longest end of ``shown`` it begins with."""
+    for start in range(max(0, len(shown) - len(lines)), len(shown)):
+        overlap = shown[start:]
+        if lines[: len(overlap)] == overlap:
+            return lines[len(overlap) :]
+    return lines
+
+
 @server.command("delete")
 @click.argument("server_id")
 @click.option("--force", is_flag=True, help="Release at once, without the host's agent (the host is gone for good).")

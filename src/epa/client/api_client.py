@@ -410,6 +410,12 @@ class ApiClient:
         answer = self._request("POST", f"/v1/servers/{_segment(server_id)}/released")
         return answer if isinstance(answer, dict) else None
 
+    def put_console(self, server_id: str, text: str) -> JsonObject:
+        return self._object("PUT", f"/v1/servers/{_segment(server_id)}/console", {"text": text})
+
+    def get_console(self, server_id: str, tail: int = 100) -> JsonObject:
+        return self._object("GET", f"/v1/servers/{_segment(server_id)}/console?tail={int(tail)}")
+
     def stop_server(self, server_id: str) -> JsonObject:
         return self._object("POST", f"/v1/servers/{_segment(server_id)}/stop")
 

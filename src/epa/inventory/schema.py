@@ -298,3 +298,13 @@ class ImageChunkRow(Base):
     part: Mapped[str] = mapped_column(String(8), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ServerConsoleRow(Base):
+    """The end of a server's serial console as its agent last sent it (escaped, bounded)."""
+
+    __tablename__ = "server_consoles"
+
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

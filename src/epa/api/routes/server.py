@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin, Caller, may_access_host
 from epa.api.schemas.server import (
+    ConsoleIn,
+    ConsoleOut,
     ExplainOut,
     ExplainRequest,
     PortBody,
@@ -18,10 +20,11 @@ from epa.api.schemas.server import (
     ServerState,
 )
 from epa.domain import cloud_init
+from epa.domain.console import MAX_LINES, tail_lines
 from epa.domain.port import Port
 from epa.errors import InvalidInput
-from epa.inventory import images, lifecycle, servers
-from epa.inventory.records import ServerStatus
+from epa.inventory import consoles, images, lifecycle, servers
+from epa.inventory.records import ServerStatus, iso_utc
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
 from epa.service.scheduling import SchedulingService
@@ -169,6 +172,31 @@ def report_released(server_id: str, db: DB, who: Caller, service: Scheduling) ->
     record = lifecycle.teardown_done(db, server_id)
     service.released(record.host)
     return JSONResponse(record.to_json())
+
+
+@router.put("/v1/servers/{server_id}/console", response_model=ConsoleOut)
+def put_console(server_id: str, body: ConsoleIn, db: DB, who: Caller) -> JSONResponse:
+    """The host's agent sends the end of the server's serial console (it reaches the API, not the reverse)."""
+    current = servers.get_server(db, server_id)
+    may_access_host(who, current.host or "")
+    record = consoles.put_console(db, server_id, body.text)
+    return JSONResponse(_console_json(record, 100))
+
+
+@router.get("/v1/servers/{server_id}/console", response_model=ConsoleOut)
+def get_console(
+    server_id: str, db: DB, _: Admin, tail: Annotated[int, Query(ge=1, le=MAX_LINES)] = 100
+) -> JSONResponse:
+    """The last ``tail`` lines of the server's serial console, control characters escaped."""
+    return JSONResponse(_console_json(consoles.get_console(db, server_id), tail))
+
+
+def _console_json(record: consoles.ConsoleRecord, tail: int) -> dict[str, Any]:
+    return {
+        "server_id": record.server_id,
+        "lines": tail_lines(record.text, tail),
+        "updated_at": iso_utc(record.updated_at),
+    }
 
 
 @router.post("/v1/scheduler/explain", response_model=ExplainOut)

@@ -92,3 +92,16 @@ class ExplainOut(BaseModel):
     candidates: list[Candidate]
     rejected: list[Rejected]
     summary: str
+
+
+class ConsoleIn(BaseModel):
+    """What a host's agent sends of a server's console: its end, already escaped (escaped again here)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(max_length=256 * 1024)
+
+
+class ConsoleOut(BaseModel):
+    server_id: str
+    lines: list[str]
+    updated_at: str | None

@@ -1,4 +1,5 @@
-"""Images: their parts and the fixed-size chunks of their bytes; a server names the image it boots.
+"""Images: their parts and the fixed-size chunks of their bytes; a server names the image it boots;
+the end of each server's serial console.
 
 Revision ID: 0005
 Revises: 0004
@@ -62,6 +63,16 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("image_id", "part", "seq", name="pk_image_chunks"),
     )
+    op.create_table(
+        "server_consoles",
+        sa.Column("server_id", sa.String(36), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["server_id"], ["servers.id"], name="fk_server_consoles_server_id_servers", ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("server_id", name="pk_server_consoles"),
+    )
     with op.batch_alter_table("servers") as batch:
         batch.add_column(sa.Column("boot", _json(), nullable=True))
         batch.add_column(sa.Column("image_id", sa.String(36), nullable=True))
@@ -73,6 +84,7 @@ def downgrade() -> None:
         batch.drop_constraint("fk_servers_image_id_images", type_="foreignkey")
         batch.drop_column("image_id")
         batch.drop_column("boot")
+    op.drop_table("server_consoles")
     op.drop_table("image_chunks")
     op.drop_table("image_parts")
     op.drop_table("images")
