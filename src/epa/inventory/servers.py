@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
 from epa.domain.port import Port
+from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, InvalidInput, NotFound
 from epa.inventory.db import Database
 from epa.inventory.hosts import host_id
@@ -252,6 +253,8 @@ def set_server_status(
                 raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
             row.status = new.value
             row.status_reason = reason
+            if new is _V.ACTIVE and old is not _V.ACTIVE:
+                _allocate(session, server_id)
         if domain_uuid is not None:
             row.domain_uuid = domain_uuid
         if domain_state is not None:
@@ -261,6 +264,15 @@ def set_server_status(
         row.updated_at = utcnow()
         session.flush()
         return load_servers(session, [ServerRow.id == server_id])[0]
+
+
+def _allocate(session: Session, server_id: str) -> None:
+    """The server's domain runs with its devices: what was claimed for it is now allocated."""
+    session.execute(
+        update(DeviceRow)
+        .where(DeviceRow.owner == server_id, DeviceRow.status == DeviceStatus.CLAIMED.value)
+        .values(status=DeviceStatus.ALLOCATED.value, updated_at=utcnow())
+    )
 
 
 def server_row(session: Session, server_id: str) -> ServerRow:
