@@ -63,7 +63,6 @@ async def upload_part(
     request: Request,
     db: DB,
     _: Admin,
-    content_length: Annotated[int | None, Header(ge=0)] = None,
     x_image_sha256: Annotated[str | None, Header(pattern=_SHA256)] = None,
 ) -> JSONResponse:
     """Upload one part (``disk``; or ``kernel`` and ``initrd``) as the raw body. The caller is
@@ -71,6 +70,9 @@ async def upload_part(
     refused (413 ``payload_too_large``) - at once when ``Content-Length`` says so. ``X-Image-Sha256``:
     the client's checksum, compared with the upload's."""
     limit = max_image_bytes(request)
+    # Read here rather than declared: the server has already checked it is a number matching the body.
+    declared = request.headers.get("content-length")
+    content_length = int(declared) if declared is not None and declared.isdigit() else None
     if content_length is not None and content_length > limit:
         raise PayloadTooLarge(f"image {name} {part}: {content_length} bytes is larger than the limit of {limit} bytes")
     upload = await run_in_threadpool(images.begin_upload, db, name, part, limit)
