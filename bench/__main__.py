@@ -12,6 +12,7 @@ ALL = [
     "scheduling_latency",
     "nova_pci_filter",
     "create_throughput",
+    "image_transfer",
     "soak",
     "hostile_inputs",
     "fleet",

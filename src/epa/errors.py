@@ -18,6 +18,7 @@ decode errors) are translated where they enter, with ``raise ... from``.
     │   └── GenerationConflict       a stale or concurrent inventory report (409)
     ├── Unauthorized                 no or unknown token (401)
     ├── Forbidden                    a valid token that may not do this (403)
+    ├── PayloadTooLarge              a request body past the route's size limit (413)
     ├── ServiceUnavailable           the API server cannot be reached or answers 5xx
     ├── DiscoveryError               the host cannot be read at all (no PCI bus in the sysfs root)
     └── LibvirtError                 a libvirt call failed; keeps libvirt's error code
@@ -86,6 +87,10 @@ class Unauthorized(EpaError):
 
 class Forbidden(EpaError):
     code = "forbidden"
+
+
+class PayloadTooLarge(EpaError):
+    code = "payload_too_large"
 
 
 class ServiceUnavailable(EpaError):

@@ -272,6 +272,61 @@ class LibvirtConnection:
         with _calling(f"cannot read the XML of domain {name!r} on {self.uri!r}"):
             return str(dom.XMLDesc(flags))
 
+    # --- storage (a directory pool the agent owns; see epa.virt.disks) ---------------------------
+
+    def ensure_pool(self, name: str, xml: str) -> None:
+        """Define (from ``xml``), build and start storage pool ``name`` unless it runs already."""
+        conn = self._live
+        try:
+            pool = conn.storagePoolLookupByName(name)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+                raise _translate(e, f"storage pool {name!r} on {self.uri!r}") from e
+            with _calling(f"cannot define storage pool {name!r} on {self.uri!r}"):
+                pool = conn.storagePoolDefineXML(xml, 0)
+                pool.build(0)
+        with _calling(f"cannot start storage pool {name!r} on {self.uri!r}"):
+            if not pool.isActive():
+                pool.create(0)
+            pool.setAutostart(1)
+            pool.refresh(0)
+
+    def _pool(self, name: str) -> Any:
+        with _calling(f"storage pool {name!r} on {self.uri!r}"):
+            return self._live.storagePoolLookupByName(name)
+
+    def create_volume(self, pool: str, xml: str) -> str:
+        """Create a volume in ``pool`` from its XML (libvirt runs qemu-img for a qcow2); its path."""
+        p = self._pool(pool)
+        with _calling(f"cannot create a volume in storage pool {pool!r} on {self.uri!r}"):
+            return str(p.createXML(xml, 0).path())
+
+    def delete_volume(self, pool: str, name: str) -> None:
+        """Delete volume ``name`` of ``pool``; a missing one is fine."""
+        p = self._pool(pool)
+        try:
+            vol = p.storageVolLookupByName(name)
+            vol.delete(0)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                return
+            raise _translate(e, f"cannot delete volume {name!r} of storage pool {pool!r} on {self.uri!r}") from e
+
+    def list_volumes(self, pool: str) -> list[tuple[str, str]]:
+        """``(name, XML)`` of every volume of ``pool`` (refreshed first: files may have come or gone)."""
+        p = self._pool(pool)
+        with _calling(f"cannot list the volumes of storage pool {pool!r} on {self.uri!r}"):
+            p.refresh(0)
+            out = []
+            for vol in p.listAllVolumes(0):
+                try:
+                    out.append((str(vol.name()), str(vol.XMLDesc(0))))
+                except libvirt.libvirtError as e:
+                    if e.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+                        continue
+                    raise
+        return sorted(out)
+
 
 _STATE_NAMES: dict[int, str] = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate",

@@ -61,6 +61,16 @@ ROUTES: list[tuple[str, str, str, object, bool]] = [
     ("POST", "/v1/servers/{server_id}/released", "/v1/servers/{on_a}/released", None, True),
     ("POST", "/v1/scheduler/explain", "/v1/scheduler/explain", {"flavor": "f"}, False),
     ("GET", "/metrics", "/metrics", None, False),  # host names and their use: admin unless --metrics-public
+    ("PUT", "/v1/servers/{server_id}/console", "/v1/servers/{on_a}/console", {"text": "boot"}, True),
+    ("GET", "/v1/servers/{server_id}/console", "/v1/servers/{on_a}/console", None, False),
+    ("POST", "/v1/images", "/v1/images", {"name": "i"}, False),
+    ("GET", "/v1/images", "/v1/images", None, False),
+    ("GET", "/v1/images/{name}", "/v1/images/i", None, False),
+    ("DELETE", "/v1/images/{name}", "/v1/images/i", None, False),
+    ("PUT", "/v1/images/{name}/{part}", "/v1/images/i/disk", None, False),
+    # An agent reads an image only while a server on its host boots it (no server here does; the
+    # positive case is in test_story_images).
+    ("GET", "/v1/images/{name}/{part}", "/v1/images/i/disk", None, False),
 ]
 
 

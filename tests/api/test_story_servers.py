@@ -212,3 +212,38 @@ def test_a_host_enabled_a_moment_ago_is_used_at_once(cloud: Api) -> None:
     cloud.call("PATCH", "/v1/hosts/nfv-1", json={"enabled": True})
     placed = cloud.call("POST", "/v1/servers", json={"name": "b", "flavor": "vnf.small"}, expect=201)
     assert (placed["status"], placed["host"]) == ("scheduled", "nfv-1")
+
+
+def test_devices_are_allocated_once_the_domain_runs(api: Api) -> None:
+    token = api.call("POST", "/v1/hosts", json={"name": "h"}, expect=201)["agent_token"]
+
+    cells = [{"node": 0, "socket": 0, "cpus": [0, 1], "memory_mb": 4096}]
+    device = {
+        "address": "0000:3b:00.0", "vendor_id": "10de", "product_id": "1eb8", "class_code": "030200",
+        "dev_type": "type-PCI", "numa_node": 0, "assignable": True, "tags": {},
+    }  # fmt: skip
+    api.call(
+        "PUT", "/v1/hosts/h/inventory", token=token, json={"generation": 0, "numa_cells": cells, "devices": [device]}
+    )
+    api.call("POST", "/v1/aliases", json={"name": "t4", "vendor_id": "10de", "product_id": "1eb8"}, expect=201)
+    api.call(
+        "POST",
+        "/v1/flavors",
+        json={"name": "g", "vcpus": 1, "memory_mb": 64, "pci_passthrough:alias": "t4:1"},
+        expect=201,
+    )
+    server = api.call("POST", "/v1/servers", json={"name": "s", "flavor": "g"}, expect=201)
+
+    def status() -> str:
+        return api.call("GET", "/v1/hosts/h/devices/0000:3b:00.0")["status"]
+
+    assert status() == "claimed"
+    api.call("POST", f"/v1/servers/{server['id']}/state", token=token, json={"status": "building"})
+    assert status() == "claimed"
+    api.call(
+        "POST", f"/v1/servers/{server['id']}/state", token=token, json={"status": "active", "domain_state": "running"}
+    )
+    assert status() == "allocated"
+    api.call("DELETE", f"/v1/servers/{server['id']}", expect=202)
+    api.call("POST", f"/v1/servers/{server['id']}/released", token=token)
+    assert status() == "available"

@@ -166,6 +166,9 @@ class Cloud:
             return {"name": self.alias}
         if path.startswith("/v1/flavors/"):
             return {"name": self.flavor}
+        if path.startswith("/v1/images/"):
+            # A queued image: a garbage upload to it must be refused and leave no chunk behind.
+            return {"name": "img", "part": "disk"}
         return {"name": self.host, "address": self.address, "server_id": self.server}
 
 
@@ -191,6 +194,7 @@ def seeded(root: Path, url: str) -> Iterator[Cloud]:
         call("POST", "/v1/aliases", alias, 201)
         flavor = {"name": "vnf.small", "vcpus": 2, "memory_mb": 2048, "pci_passthrough:alias": "qat:1"}
         call("POST", "/v1/flavors", flavor, 201)
+        call("POST", "/v1/images", {"name": "img"}, 201)
         server = call("POST", "/v1/servers", {"name": "vnf-1", "flavor": "vnf.small"}, 201)
         assert server["status"] == "scheduled", server
         state: SeededState = SqliteFile(db, root / "template.sqlite") if db.dialect == "sqlite" else PostgresTables(db)

@@ -133,6 +133,8 @@ def test_the_fingerprint_sees_a_write_and_restoring_puts_the_seeded_cloud_back(c
         assert cloud.fingerprint() == seeded, f"restoring after {method} {url}"
 
 
+# 46 operations x 15 examples: over the default 120 s when the two cores are shared (a deadline, not a measure).
+@pytest.mark.timeout(420)
 def test_every_operation_of_the_schema_keeps_the_error_contract(cloud: Cloud) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", cloud.app)
     auth = {"Authorization": f"Bearer {cloud.admin}"}

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
+from epa.agent.boot import Boot, parts_in_use
 from epa.agent.domain_build import Devices, ServerPlan, domain_name, domain_type_for, plan_server, plan_teardown
 from epa.agent.hypervisor import HypervisorState, KvmProbe, choose_domain_type, probe_kvm, tell_unreachable
 from epa.client import JsonObject
@@ -27,7 +28,7 @@ from epa.domain.host import HostReport, NumaCell
 from epa.errors import EpaError, Forbidden, LibvirtError, ServiceUnavailable, Unauthorized
 from epa.hostnet.vf import VfConfig
 from epa.libvirt_client import LibvirtConnection
-from epa.virt import InvalidDomainXml, build_domain_xml, parse_domain_devices, parse_domain_metadata
+from epa.virt import DomainType, InvalidDomainXml, build_domain_xml, parse_domain_devices, parse_domain_metadata
 from epa.virt import parse_macvtap_netdevs as macvtap_netdevs
 
 log = logging.getLogger("epa.agent.reconcile")
@@ -68,6 +69,7 @@ class ServerApi(Protocol):
     def post_released(self, server_id: str) -> JsonObject | None: ...
 
     def put_hypervisor(self, name: str, state: Mapping[str, Any]) -> JsonObject: ...
+    def put_console(self, server_id: str, text: str) -> JsonObject: ...
 
 
 class DeviceInUse(EpaError):
@@ -122,12 +124,17 @@ class Reconciler:
         uri: str = "the hypervisor",
         kvm_probe: KvmProbe = probe_kvm,
         vfio: Vfio | None = None,
+        boot: Boot | None = None,
+        domain_type: DomainType | None = None,
     ) -> None:
         self.vfio = vfio
         self.client = client
         self.uri = uri
         self.kvm_probe = kvm_probe
         self.hypervisor: HypervisorState | None = None
+        self.boot = boot
+        self.domain_type = domain_type
+        self._in_use: set[str] = set()
         self.host_name = host_name
         self.connect = connect
         self.view = view
@@ -161,6 +168,7 @@ class Reconciler:
             raise
         summary.servers, summary.domains = len(servers), len(domains)
         self._removed = set()
+        self._in_use = parts_in_use(s for s in servers if s.get("status") not in _GOING)
         going = [s for s in servers if s.get("status") in _GOING]
         for server in going:
             self._guarded(server, partial(self._server, conn, server, devices, report.numa_cells, domains))
@@ -170,6 +178,10 @@ class Reconciler:
                 self._guarded(
                     None, partial(self._remove, conn, domain, f"its server {domain.server_id} is not on this host")
                 )
+        if self.boot is not None:
+            # Disks and seeds of servers gone from this host (a crash between two steps left them).
+            live = {str(s.get("id")) for s in servers if s.get("status") != "deleting"}
+            self._guarded(None, partial(self._collect, conn, live))
         left = [d for d in domains if d.name not in self._removed]
         for server in servers:
             if server.get("status") not in _GOING:
@@ -262,6 +274,7 @@ class Reconciler:
                 conn.start_domain(name)
                 self._did(f"server {server['name']}: started domain {name} (it was {ours.state})")
             self._report(conn, server, name)
+            self._ship_console(server_id)
         elif status == "stopped":
             if ours is None:
                 self._did(f"server {server['name']}: domain {name} is missing; defining it again")
@@ -273,12 +286,14 @@ class Reconciler:
             self._report(conn, server, name)
         elif status == "deleting":
             self._remove_domains(conn, own, server, "is deleted")
+            self._remove_boot(conn, server)
             self._give_back(conn, server, devices, skip=frozenset())
             crash_point("agent.teardown.before_released")
             self.client.post_released(server_id)
             self._did(f"server {server['name']}: released")
         elif status == "error":
             self._remove_domains(conn, own, server, "is in error")
+            self._remove_boot(conn, server)
 
     def _build(
         self,
@@ -296,7 +311,7 @@ class Reconciler:
         name = domain_name(server)
         try:
             known = self.hypervisor.domain_type if self.hypervisor is not None else None
-            plan = plan_server(server, devices, cells, known or domain_type_for(conn.uri))
+            plan = plan_server(server, devices, cells, self.domain_type or known or domain_type_for(conn.uri))
             self._check_free(plan, server_id, domains, devices)
             for config in plan.vf_configs:
                 self._configure_vf(config)
@@ -306,8 +321,11 @@ class Reconciler:
                 else:
                     conn.node_device_detach(address)
                 self._did(f"server {server['name']}: detached {address} from its host driver")
+            spec = plan.spec
+            if self.boot is not None:
+                spec = self.boot.prepare(conn, server, self._in_use).apply(spec)
             crash_point("agent.build.before_define")
-            domain_uuid = conn.define_domain(build_domain_xml(plan.spec))
+            domain_uuid = conn.define_domain(build_domain_xml(spec))
             crash_point("agent.build.after_define")
             if start:
                 _start_naming_devices(conn, name, plan.addresses)
@@ -358,6 +376,7 @@ class Reconciler:
         conn.destroy_domain(name)
         conn.undefine_domain(name)
         self._give_back(conn, server, devices, skip=frozenset(skip))
+        self._remove_boot(conn, server)
         self.client.post_server_state(str(server["id"]), status="error", reason=reason[:_MAX_REASON])
         self._did(f"server {server['name']}: error: {reason}", logging.ERROR)
 
@@ -371,6 +390,24 @@ class Reconciler:
         conn.undefine_domain(domain.name)
         self._removed.add(domain.name)
         self._did(f"removed domain {domain.name} ({why})")
+
+    def _ship_console(self, server_id: str) -> None:
+        if self.boot is None:
+            return
+        text = self.boot.console_update(server_id)
+        if text is not None:
+            self.client.put_console(server_id, text)
+
+    def _remove_boot(self, conn: LibvirtConnection, server: JsonObject) -> None:
+        if self.boot is None:
+            return
+        for line in self.boot.remove(conn, server):
+            self._did(f"server {server.get('name')}: {line}")
+
+    def _collect(self, conn: LibvirtConnection, live: set[str]) -> None:
+        assert self.boot is not None  # noqa: S101 - called only with one
+        for line in self.boot.collect(conn, live):
+            self._did(line)
 
     def _give_back(
         self, conn: LibvirtConnection, server: JsonObject, devices: Devices, skip: frozenset[PciAddress]

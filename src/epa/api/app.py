@@ -9,14 +9,20 @@ from fastapi import Depends, FastAPI
 from epa import __version__
 from epa.api import docs, errors, headers, limits, metrics, offloop, text
 from epa.api.dashboard import router as dashboard_router
-from epa.api.routes import alias, device, flavor, heartbeat, host, inventory, server
+from epa.api.routes import alias, device, flavor, heartbeat, host, image, inventory, server
 from epa.inventory import Database
 from epa.service.heartbeats import HeartbeatWriter
 from epa.service.scheduling import SchedulingService, ServiceConfig
 
 
-def create_app(db: Database, config: ServiceConfig | None = None, metrics_public: bool = False) -> FastAPI:
-    """The API on ``db``; ``metrics_public`` serves ``/metrics`` without a token (a scraper on a trusted network)."""
+def create_app(
+    db: Database,
+    config: ServiceConfig | None = None,
+    metrics_public: bool = False,
+    max_image_bytes: int = image.DEFAULT_MAX_IMAGE_BYTES,
+) -> FastAPI:
+    """The API on ``db``; ``metrics_public`` serves ``/metrics`` without a token (a scraper on a trusted network);
+    ``max_image_bytes`` bounds one uploaded image part."""
     app = FastAPI(
         title="EPA",
         version=__version__,
@@ -28,6 +34,7 @@ def create_app(db: Database, config: ServiceConfig | None = None, metrics_public
         dependencies=[Depends(text.refuse_unstorable_text)],
     )
     app.state.db = db
+    app.state.max_image_bytes = max_image_bytes
     app.state.scheduling = SchedulingService(db, config)
     service = app.state.scheduling.config
     # A host silent for half the agent timeout is put back on the change feed by its next heartbeat.
@@ -40,7 +47,7 @@ def create_app(db: Database, config: ServiceConfig | None = None, metrics_public
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    for module in (host, inventory, heartbeat, device, alias, flavor, server):
+    for module in (host, inventory, heartbeat, device, alias, flavor, image, server):
         app.include_router(module.router)
     app.include_router(dashboard_router)
     app.include_router(docs.router)

@@ -19,6 +19,7 @@ from epa.errors import (
     GenerationConflict,
     InvalidInput,
     NotFound,
+    PayloadTooLarge,
     ServiceUnavailable,
     Unauthorized,
 )
@@ -29,6 +30,7 @@ HTTP_STATUS: tuple[tuple[type[EpaError], int], ...] = (
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (PayloadTooLarge, 413),
     (ServiceUnavailable, 503),
 )
 # Codes for errors that come from the framework rather than from EPA's error classes.

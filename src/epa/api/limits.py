@@ -44,6 +44,11 @@ DEFAULT_BODY_LIMIT = 64 * 1024
 INVENTORY_BODY_LIMIT = 16 * 1024 * 1024
 # A server's state report carries its libvirt domain XML (up to 1,000,000 characters; a real one is 5-30 kB).
 STATE_BODY_LIMIT = 2 * 1024 * 1024
+# A server's create carries its cloud-init user-data (64 KiB) and up to 16 SSH keys of 8 KiB: with JSON's
+# escapes (up to 6 bytes a character) that stays under 1 MiB.
+SERVER_CREATE_BODY_LIMIT = 1024 * 1024
+# The end of a server's console an agent sends: at most 256 Ki characters, escaped as JSON.
+CONSOLE_BODY_LIMIT = 2 * 1024 * 1024
 
 F = TypeVar("F", bound=Callable[..., Any])
 _DECLARED: dict[Callable[..., Any], int | None] = {}

@@ -73,6 +73,12 @@ def serve(
     metrics_public: bool = False,
     header_timeout_s: float = HEADER_TIMEOUT_S,
     max_connections: int = MAX_CONNECTIONS,
+    max_image_bytes: int | None = None,
 ) -> None:
     options = uvicorn_options(host, port, tls_cert, tls_key, log_level, header_timeout_s, max_connections)
-    uvicorn.run(create_app(db, config, metrics_public=metrics_public), **options)
+    app = (
+        create_app(db, config, metrics_public=metrics_public)
+        if max_image_bytes is None
+        else create_app(db, config, metrics_public=metrics_public, max_image_bytes=max_image_bytes)
+    )
+    uvicorn.run(app, **options)

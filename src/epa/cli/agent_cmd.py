@@ -11,8 +11,11 @@ from pathlib import Path
 from types import FrameType
 
 import click
+import platformdirs
 
 from epa.agent import Agent, WarningLog, read_host_facts
+from epa.agent.boot import Boot
+from epa.agent.images import ImageCache
 from epa.agent.reconcile import Reconciler, VfBackend
 from epa.agent.rediscovery import ScanWake, listen_for_pci_uevents
 from epa.agent.sriov_provision import provisioning
@@ -32,6 +35,7 @@ from epa.errors import InvalidInput
 from epa.hostnet.simulated import simulated_netlink
 from epa.hostnet.vf import apply_vf_config
 from epa.libvirt_client import open_connection
+from epa.virt import DomainType
 
 log = logging.getLogger("epa.agent")
 
@@ -161,6 +165,40 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
     help="How VFs of direct ports are configured (default: netlink on /sys, the simulated PF driver "
     "of any other sysfs root).",
 )
+@click.option(
+    "--domain-type",
+    type=click.Choice([t.value for t in DomainType]),
+    default=None,
+    help="The libvirt domain type of the host's servers (default: test for test:/// URIs, else kvm); qemu "
+    "emulates (TCG), for hosts without KVM.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where servers' seeds, console logs and disks are kept (default: the user data dir's agent/).",
+)
+@click.option(
+    "--image-cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="The image cache (default: STATE_DIR/images).",
+)
+@click.option(
+    "--image-cache-size",
+    "image_cache_gb",
+    type=click.FloatRange(min=0.001),
+    default=50.0,
+    show_default=True,
+    metavar="GIB",
+    help="At most this much of cached images; unused ones are evicted, least recently used first.",
+)
+@click.option(
+    "--image-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Images the operator distributes, as IMAGE_DIR/NAME/PART (checked by sha256): nothing is fetched.",
+)
 @click.option("--once", is_flag=True, help="Scan, report and reconcile once, then exit.")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages too.")
 @with_client
@@ -177,6 +215,11 @@ def agent(
     full_report_every: int,
     hypervisor_uri: str,
     vf_config: str | None,
+    domain_type: str | None,
+    state_dir: Path | None,
+    image_cache: Path | None,
+    image_cache_gb: float,
+    image_dir: Path | None,
     once: bool,
     verbose: bool,
 ) -> None:
@@ -207,6 +250,9 @@ def agent(
         reconciler = None
         if hypervisor_uri != "none":
             uri = hypervisor_uri
+            # Per host: the demo runs several agents on one machine, and each removes what its servers left.
+            state = state_dir or Path(platformdirs.user_data_dir("epa")) / "agent" / the_agent.host_name
+            cache = ImageCache(image_cache or state / "images", int(image_cache_gb * 1024**3), api, image_dir)
             reconciler = Reconciler(
                 api,
                 the_agent.host_name,
@@ -217,6 +263,8 @@ def agent(
                 # On the real /sys the agent binds unmanaged devices itself (the embedded driver has no
                 # node-device API); a simulated host's test:/// driver keeps libvirt's detach.
                 vfio=SysfsVfio(root, procfs_root) if root == Path("/sys") and not uri.startswith("test") else None,
+                boot=Boot(cache, state, the_agent.host_name),
+                domain_type=DomainType(domain_type) if domain_type else None,
             )
         try:
             if once:

@@ -22,6 +22,7 @@ COMMANDS = {
     "device": "epa.cli.device:device",
     "alias": "epa.cli.alias:alias",
     "flavor": "epa.cli.flavor:flavor",
+    "image": "epa.cli.image:image",
     "serve": "epa.cli.serve:serve",
     "server": "epa.cli.server:server",
     "demo": "epa.cli.demo:demo",

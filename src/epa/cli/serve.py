@@ -106,6 +106,15 @@ def write_secret(path: Path, secret: str) -> None:
     show_default=True,
     help="Open connections at most; a connection past this is closed at once.",
 )
+@click.option(
+    "--image-max-size",
+    "image_max_gb",
+    type=click.FloatRange(min=0.001),
+    default=64.0,
+    show_default=True,
+    metavar="GIB",
+    help="The largest image part an upload may send (a larger one is refused with 413).",
+)
 @click.option("--new-admin-token", is_flag=True, help="Create another admin token and write it to the token file.")
 def serve(
     db_path: Path | None,
@@ -123,6 +132,7 @@ def serve(
     metrics_public: bool,
     header_timeout: float,
     max_connections: int,
+    image_max_gb: float,
     new_admin_token: bool,
 ) -> None:
     """Run the EPA API server (migrates the database on start)."""
@@ -167,4 +177,5 @@ def serve(
         metrics_public=metrics_public,
         header_timeout_s=header_timeout,
         max_connections=max_connections,
+        max_image_bytes=int(image_max_gb * 1024**3),
     )

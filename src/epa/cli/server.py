@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,8 +12,9 @@ import click
 from epa.cli.client_settings import with_client
 from epa.cli.tables import echo_json, key_values, render
 from epa.client import ApiClient
+from epa.domain.cloud_init import MAX_SSH_KEY, MAX_SSH_KEYS, MAX_USER_DATA
 from epa.domain.port import Port
-from epa.errors import EpaError, ServiceUnavailable
+from epa.errors import EpaError, InvalidInput, ServiceUnavailable
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 SERVER_HEADERS = ("ID", "NAME", "STATUS", "HOST", "NODES", "DEVICES", "REASON")
@@ -76,6 +78,20 @@ def server() -> None:
     metavar="physnet=NET,vnic_type=direct|direct-physical|macvtap[,...]",
     help="A network port; repeatable. Extra keys: trusted=true, vlan=N, mac=M.",
 )
+@click.option("--image", default=None, help="The image it boots (epa image list).")
+@click.option(
+    "--ssh-key",
+    "ssh_keys",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of OpenSSH public keys for the guest (cloud-init); repeatable.",
+)
+@click.option(
+    "--user-data",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="A cloud-init user-data file (at most 64 KiB).",
+)
 @click.option("--dry-run", is_flag=True, help="Claim nothing: show where it would go and why other hosts would not.")
 @click.option("--wait", is_flag=True, help="Wait until the host's agent has it active (or it failed).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=300.0, show_default=True, help="Seconds, with --wait.")
@@ -86,6 +102,9 @@ def create_server(
     name: str,
     flavor: str,
     ports: tuple[str, ...],
+    image: str | None,
+    ssh_keys: tuple[Path, ...],
+    user_data: Path | None,
     dry_run: bool,
     wait: bool,
     timeout: float,
@@ -93,6 +112,7 @@ def create_server(
 ) -> None:
     """Create a server: the scheduler picks a host and devices and claims them atomically."""
     port_bodies = _ports(ports)
+    boot = _boot(image, ssh_keys, user_data)
     if dry_run:
         answer = api.explain(flavor, port_bodies)
         if as_json:
@@ -100,7 +120,7 @@ def create_server(
         else:
             click.echo(explain_text(answer))
         return
-    created = _create_retrying(api, name, flavor, port_bodies)
+    created = _create_retrying(api, name, flavor, port_bodies, boot)
     if wait and created.get("status") != "error":
         created = wait_for_status(api, str(created["id"]), {"active", "error"}, timeout, quiet=as_json)
     if as_json:
@@ -114,13 +134,45 @@ def create_server(
 CREATE_ATTEMPTS = 4
 
 
-def _create_retrying(api: ApiClient, name: str, flavor: str, ports: list[dict[str, Any]]) -> Any:
+def _read_text(path: Path, option: str, limit: int) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InvalidInput(f"{option} ({str(path)!r}) cannot be read: {e.strerror or e}") from e
+    if len(data) > limit:
+        raise InvalidInput(f"{option} ({str(path)!r}) has {len(data)} bytes, at most {limit}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"{option} ({str(path)!r}) is not UTF-8 text: {e}") from e
+
+
+def _boot(image: str | None, ssh_keys: tuple[Path, ...], user_data: Path | None) -> dict[str, Any] | None:
+    if image is None:
+        if ssh_keys or user_data is not None:
+            raise InvalidInput("--ssh-key and --user-data need --image")
+        return None
+    keys = [
+        line.strip()
+        for path in ssh_keys
+        for line in _read_text(path, "--ssh-key", MAX_SSH_KEY * MAX_SSH_KEYS).splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    boot: dict[str, Any] = {"image": image, "ssh_keys": keys}
+    if user_data is not None:
+        boot["user_data"] = _read_text(user_data, "--user-data", MAX_USER_DATA)
+    return boot
+
+
+def _create_retrying(
+    api: ApiClient, name: str, flavor: str, ports: list[dict[str, Any]], boot: dict[str, Any] | None = None
+) -> Any:
     """Create with an Idempotency-Key, and send it again with that key while the server cannot be
     reached (or answers 5xx): a create whose answer was lost is found, never made twice."""
     key = str(uuid.uuid4())
     for attempt in range(1, CREATE_ATTEMPTS + 1):
         try:
-            return api.create_server(name, flavor, ports, idempotency_key=key)
+            return api.create_server(name, flavor, ports, idempotency_key=key, boot=boot)
         except ServiceUnavailable as e:
             if attempt == CREATE_ATTEMPTS:
                 raise
@@ -198,10 +250,40 @@ def show_server(api: ApiClient, server_id: str, as_json: bool) -> None:
                 ("host", s.get("host")),
                 ("host NUMA nodes", ",".join(str(n) for n in s.get("host_nodes") or [])),
                 ("flavor", (s.get("flavor") or {}).get("name")),
+                ("image", (s.get("image") or {}).get("name")),
                 ("devices", devices),
             ]
         )
     )
+
+
+@server.command("console")
+@click.argument("server_id")
+@click.option("--tail", type=click.IntRange(1, 1000), default=100, show_default=True, help="Lines to show.")
+@click.option("--follow", is_flag=True, help="Keep showing new lines as the host's agent sends them (Ctrl-C ends).")
+@click.option("--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds, --follow.")
+@with_client
+def console(api: ApiClient, server_id: str, tail: int, follow: bool, interval: float) -> None:
+    """Show the end of a server's serial console (control characters escaped: guest output cannot
+    move the cursor, retitle or clear your terminal)."""
+    shown: list[str] = []
+    while True:
+        lines = [str(line) for line in api.get_console(server_id, tail).get("lines") or []]
+        for line in new_lines(shown, lines):
+            click.echo(line)
+        shown = lines
+        if not follow:
+            return
+        time.sleep(interval)
+
+
+def new_lines(shown: list[str], lines: list[str]) -> list[str]:
+    """The lines of ``lines`` not shown yet: what follows the longest end of ``shown`` it begins with."""
+    for start in range(max(0, len(shown) - len(lines)), len(shown)):
+        overlap = shown[start:]
+        if lines[: len(overlap)] == overlap:
+            return lines[len(overlap) :]
+    return lines
 
 
 @server.command("delete")

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import httpx
@@ -14,7 +16,7 @@ import httpx
 from epa.client._errors import error_from_response
 from epa.domain.device_spec import ClassifiedDevice
 from epa.domain.host import NumaCell
-from epa.errors import EpaError, ServiceUnavailable
+from epa.errors import EpaError, InvalidInput, ServiceUnavailable
 
 JsonObject = dict[str, Any]
 
@@ -94,6 +96,8 @@ class ApiClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout, transport=transport)
+        # Image transfers: each read and write may wait as long as any call, the whole may take minutes.
+        self._long = httpx.Timeout(timeout, connect=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -288,6 +292,74 @@ class ApiClient:
     def delete_flavor(self, name: str) -> None:
         self._request("DELETE", f"/v1/flavors/{_segment(name)}")
 
+    # -- images ----------------------------------------------------------------------------------
+
+    def create_image(self, name: str, kind: str = "disk", cmdline: str | None = None) -> JsonObject:
+        body: JsonObject = {"name": name, "kind": kind}
+        if cmdline is not None:
+            body["cmdline"] = cmdline
+        return self._object("POST", "/v1/images", body)
+
+    def list_images(self) -> list[JsonObject]:
+        return self._list("/v1/images", "images")
+
+    def get_image(self, name: str) -> JsonObject:
+        return self._object("GET", f"/v1/images/{_segment(name)}")
+
+    def delete_image(self, name: str) -> None:
+        self._request("DELETE", f"/v1/images/{_segment(name)}")
+
+    def upload_image_part(self, name: str, part: str, path: Path, chunk_bytes: int = 1024 * 1024) -> JsonObject:
+        """Send the file at ``path`` as image ``name``'s ``part``, read and sent a chunk at a time, with
+        its size and sha256 (computed first, so the server can refuse a body that arrives damaged)."""
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(chunk_bytes):
+                    digest.update(chunk)
+                    size += len(chunk)
+        except OSError as e:
+            raise InvalidInput(f"--file ({str(path)!r}) cannot be read: {e.strerror or e}") from e
+
+        def body() -> Iterator[bytes]:
+            with path.open("rb") as f:
+                while chunk := f.read(chunk_bytes):
+                    yield chunk
+
+        url = f"/v1/images/{_segment(name)}/{_segment(part)}"
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(size),
+            "X-Image-Sha256": digest.hexdigest(),
+        }
+        try:
+            response = self._http.put(url, content=body(), headers=headers, timeout=self._long)
+        except httpx.HTTPError as e:
+            raise ServiceUnavailable(f"cannot upload to EPA server at {self.base_url}{url}: {e}") from e
+        if response.status_code >= 300:
+            raise error_from_response(response.status_code, response.text, "PUT", f"{self.base_url}{url}")
+        answer: JsonObject = response.json()
+        return answer
+
+    def download_image_part(self, name: str, part: str, out: BinaryIO) -> tuple[int, str]:
+        """Write image ``name``'s ``part`` to ``out`` as it arrives; (bytes written, their sha256)."""
+        url = f"/v1/images/{_segment(name)}/{_segment(part)}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self._http.stream("GET", url, timeout=self._long) as response:
+                if response.status_code >= 300:
+                    response.read()
+                    raise error_from_response(response.status_code, response.text, "GET", f"{self.base_url}{url}")
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+                    digest.update(chunk)
+                    size += len(chunk)
+        except httpx.HTTPError as e:
+            raise ServiceUnavailable(f"cannot download from EPA server at {self.base_url}{url}: {e}") from e
+        return size, digest.hexdigest()
+
     # -- servers and the scheduler ---------------------------------------------------------------
 
     def create_server(
@@ -296,10 +368,12 @@ class ApiClient:
         flavor: str,
         ports: Sequence[Mapping[str, Any]] = (),
         idempotency_key: str | None = None,
+        boot: Mapping[str, Any] | None = None,
     ) -> JsonObject:
         """Create a server. With ``idempotency_key``, sending the same create again (after a lost answer)
-        returns the server the first one made instead of making another."""
-        body = {"name": name, "flavor": flavor, "ports": [dict(p) for p in ports]}
+        returns the server the first one made instead of making another. ``boot``: ``image``,
+        ``ssh_keys``, ``user_data``."""
+        body = {"name": name, "flavor": flavor, "ports": [dict(p) for p in ports], **(boot or {})}
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self._object("POST", "/v1/servers", body, headers=headers)
 
@@ -349,6 +423,12 @@ class ApiClient:
         """A ``deleting`` server is gone from its host: its devices go back to the pool."""
         answer = self._request("POST", f"/v1/servers/{_segment(server_id)}/released")
         return answer if isinstance(answer, dict) else None
+
+    def put_console(self, server_id: str, text: str) -> JsonObject:
+        return self._object("PUT", f"/v1/servers/{_segment(server_id)}/console", {"text": text})
+
+    def get_console(self, server_id: str, tail: int = 100) -> JsonObject:
+        return self._object("GET", f"/v1/servers/{_segment(server_id)}/console?tail={int(tail)}")
 
     def stop_server(self, server_id: str) -> JsonObject:
         return self._object("POST", f"/v1/servers/{_segment(server_id)}/stop")

@@ -110,6 +110,7 @@ def claim(
                 request_key=server.request_key,
                 created_at=now,
                 updated_at=now,
+                **server.boot_columns(),
             ),
         )
         cells = sorted(
@@ -164,6 +165,7 @@ def claim(
         domain_uuid=None,
         created_at=now,
         updated_at=now,
+        boot=dict(server.boot) if server.boot is not None else None,
     )
 
 

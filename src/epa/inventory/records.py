@@ -154,6 +154,7 @@ class ServerRecord:
     updated_at: datetime
     domain_state: str | None = None
     domain_xml: str | None = None
+    boot: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, object]:
         # Device requests are the flavor's aliases first, then one per port (scheduler.request).
@@ -180,6 +181,9 @@ class ServerRecord:
             "domain_uuid": self.domain_uuid,
             "domain_state": self.domain_state,
             "domain_xml": self.domain_xml,
+            "image": (self.boot or {}).get("image"),
+            "ssh_keys": list((self.boot or {}).get("ssh_keys") or ()),
+            "user_data": (self.boot or {}).get("user_data"),
             "created_at": iso_utc(self.created_at),
             "updated_at": iso_utc(self.updated_at),
         }

@@ -18,6 +18,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Sequence,
     String,
@@ -262,6 +263,11 @@ class ServerRow(Base):
     request_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # What it boots: {"image": a snapshot of the image (what the agent fetches and verifies), "ssh_keys",
+    # "user_data"}; and a reference that keeps the image from being deleted while a live server uses it
+    # (cleared once the server is deleted).
+    boot: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
+    image_id: Mapped[str | None] = mapped_column(ForeignKey("images.id", ondelete="RESTRICT"), nullable=True)
 
 
 class ServerCellRow(Base):
@@ -290,3 +296,53 @@ class ClaimRow(Base):
     request_index: Mapped[int] = mapped_column(Integer)
     request_label: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ImageRow(Base):
+    """An image servers boot from; ``queued`` until each of its parts is uploaded whole."""
+
+    __tablename__ = "images"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(name_type(63), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(8))
+    cmdline: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ImagePartRow(Base):
+    """One uploaded file of an image (``disk``; or ``kernel`` and ``initrd``), written once its last
+    chunk is stored: a part without a row here is an upload in progress or one that failed."""
+
+    __tablename__ = "image_parts"
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[str] = mapped_column(String(8), primary_key=True)
+    format: Mapped[str] = mapped_column(String(8))
+    size: Mapped[int] = mapped_column(BigInteger)
+    virtual_size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class ImageChunkRow(Base):
+    """``seq``-th fixed-size piece of a part's bytes: every API process serves an image from the one
+    database, and no row is larger than a chunk, whatever the image's size."""
+
+    __tablename__ = "image_chunks"
+
+    image_id: Mapped[str] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    part: Mapped[str] = mapped_column(String(8), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ServerConsoleRow(Base):
+    """The end of a server's serial console as its agent last sent it (escaped, bounded)."""
+
+    __tablename__ = "server_consoles"
+
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
 from epa.domain.port import Port
+from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, InvalidInput, NotFound
 from epa.inventory.db import Database
 from epa.inventory.hosts import host_id
@@ -49,6 +51,15 @@ class NewServer:
     ports: tuple[Port, ...] = ()
     # The client's Idempotency-Key (None: none given); unique among servers.
     request_key: str | None = None
+    # What it boots: {"image": ``ImageRecord.snapshot()``, "ssh_keys": [...], "user_data": str | None};
+    # None: nothing (a domain without a disk).
+    boot: Mapping[str, Any] | None = None
+
+    def boot_columns(self) -> dict[str, Any]:
+        if self.boot is None:
+            return {"boot": None, "image_id": None}
+        image = self.boot.get("image")
+        return {"boot": dict(self.boot), "image_id": str(image["id"]) if image else None}
 
     def flavor_json(self) -> dict[str, object]:
         f = self.flavor
@@ -93,6 +104,7 @@ def to_record(
         updated_at=row.updated_at,
         domain_state=row.domain_state,
         domain_xml=row.domain_xml,
+        boot=dict(row.boot) if row.boot is not None else None,
     )
 
 
@@ -202,6 +214,7 @@ def record_unscheduled(db: Database, server: NewServer, reason: str) -> ServerRe
         request_key=server.request_key,
         created_at=now,
         updated_at=now,
+        **server.boot_columns(),
     )
     with db.transaction() as session:
         insert_server(session, row)
@@ -243,6 +256,8 @@ def set_server_status(
                 raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
             row.status = new.value
             row.status_reason = reason
+            if new is _V.ACTIVE and old is not _V.ACTIVE:
+                _allocate(session, server_id)
         if domain_uuid is not None:
             row.domain_uuid = domain_uuid
         if domain_state is not None:
@@ -252,6 +267,15 @@ def set_server_status(
         row.updated_at = utcnow()
         session.flush()
         return load_servers(session, [ServerRow.id == server_id])[0]
+
+
+def _allocate(session: Session, server_id: str) -> None:
+    """The server's domain runs with its devices: what was claimed for it is now allocated."""
+    session.execute(
+        update(DeviceRow)
+        .where(DeviceRow.owner == server_id, DeviceRow.status == DeviceStatus.CLAIMED.value)
+        .values(status=DeviceStatus.ALLOCATED.value, updated_at=utcnow())
+    )
 
 
 def server_row(session: Session, server_id: str) -> ServerRow:

@@ -13,8 +13,9 @@ import math
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from epa.domain.port import Port
 from epa.errors import Conflict
@@ -151,7 +152,12 @@ class SchedulingService:
             return request, self.scheduler.explain(request, self.clock())
 
     def create_once(
-        self, request_key: str, name: str, flavor_name: str, ports: Sequence[Port]
+        self,
+        request_key: str,
+        name: str,
+        flavor_name: str,
+        ports: Sequence[Port],
+        boot: Mapping[str, Any] | None = None,
     ) -> tuple[ServerRecord, bool]:
         """``create`` made idempotent by the client's ``request_key``: the first request with that key
         creates the server, any later one (a retry after a lost answer, or a race with that retry in
@@ -159,7 +165,7 @@ class SchedulingService:
         existing = server_by_request_key(self.db, request_key)
         if existing is None:
             try:
-                return self.create(name, flavor_name, ports, request_key=request_key), False
+                return self.create(name, flavor_name, ports, request_key=request_key, boot=boot), False
             except DuplicateRequest as e:
                 # Another request with this key got there first (its server is committed), or the
                 # insert failed for another reason, which the error then says.
@@ -174,12 +180,17 @@ class SchedulingService:
         return existing, True
 
     def create(
-        self, name: str, flavor_name: str, ports: Sequence[Port], request_key: str | None = None
+        self,
+        name: str,
+        flavor_name: str,
+        ports: Sequence[Port],
+        request_key: str | None = None,
+        boot: Mapping[str, Any] | None = None,
     ) -> ServerRecord:
         """Schedule and claim; a server in ``error`` (with the reason) when no host can take it.
         ``DuplicateRequest`` when ``request_key`` is already a server's."""
         template, request = self.build(flavor_name, ports)
-        server = NewServer(name, template.flavor, template.ports, request_key)
+        server = NewServer(name, template.flavor, template.ports, request_key, boot)
         with self._lock:
             self.counters.creates += 1
             self.refresh()

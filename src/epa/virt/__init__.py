@@ -17,6 +17,7 @@ from epa.virt.spec import (
     HostdevSpec,
     InterfaceSpec,
     InvalidDomainSpec,
+    KernelSpec,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "InterfaceSpec",
     "InvalidDomainSpec",
     "InvalidDomainXml",
+    "KernelSpec",
     "build_domain_xml",
     "parse_domain_devices",
     "parse_domain_metadata",

@@ -105,6 +105,11 @@ def _os(root: etree._Element, spec: DomainSpec) -> None:
     type_el = _sub(os_el, "type", "hvm")
     if spec.machine is not None:
         type_el.set("machine", spec.machine)
+    if spec.kernel is not None:
+        _sub(os_el, "kernel", spec.kernel.kernel)
+        _sub(os_el, "initrd", spec.kernel.initrd)
+        if spec.kernel.cmdline:
+            _sub(os_el, "cmdline", spec.kernel.cmdline)
 
 
 def _features(root: etree._Element, spec: DomainSpec) -> None:
@@ -138,6 +143,19 @@ def _devices(root: etree._Element, spec: DomainSpec) -> None:
         _sub(disk, "driver", name="qemu", type=spec.disk.format.value)
         _sub(disk, "source", file=spec.disk.path)
         _sub(disk, "target", dev="vda", bus="virtio")
+    if spec.seed is not None:
+        # virtio on every machine type (an IDE or SATA CD-ROM depends on it); cloud-init finds the seed
+        # by its label on any block device.
+        seed = _sub(devices, "disk", type="file", device="disk")
+        _sub(seed, "driver", name="qemu", type="raw")
+        _sub(seed, "source", file=spec.seed)
+        _sub(seed, "target", dev="vdb", bus="virtio")
+        _sub(seed, "readonly")
+    if spec.console_log is not None:
+        # QEMU writes the guest's serial output to the file itself: no pty nobody reads, no virtlogd.
+        serial = _sub(devices, "serial", type="file")
+        _sub(serial, "source", path=spec.console_log, append="on")
+        _sub(serial, "target", port="0")
     for port in spec.interfaces:
         _interface(devices, port)
     for dev in spec.hostdevs:

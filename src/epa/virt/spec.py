@@ -137,6 +137,21 @@ class DiskSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class KernelSpec:
+    """Direct kernel boot: QEMU loads ``kernel`` and ``initrd`` itself, with ``cmdline``."""
+
+    kernel: str
+    initrd: str
+    cmdline: str = ""
+
+    def __post_init__(self) -> None:
+        _path(self.kernel, "kernel path")
+        _path(self.initrd, "initrd path")
+        if not isinstance(self.cmdline, str) or (self.cmdline and not _LABEL.fullmatch(self.cmdline)):
+            raise InvalidDomainSpec(f"kernel cmdline ({self.cmdline!r}) must be printable text")
+
+
+@dataclass(frozen=True, slots=True)
 class DomainMetadata:
     """What ties a domain to EPA: the server it runs and the flavor it was built from."""
 
@@ -175,6 +190,11 @@ class DomainSpec:
     hostdevs: tuple[HostdevSpec, ...] = ()
     interfaces: tuple[InterfaceSpec, ...] = ()
     disk: DiskSpec | None = None
+    # A read-only raw disk (the cloud-init NoCloud seed), a kernel booted directly, and the file the
+    # serial console is logged to.
+    seed: str | None = None
+    kernel: KernelSpec | None = None
+    console_log: str | None = None
     emulator: str | None = None
     machine: str | None = None
     metadata: DomainMetadata | None = None
@@ -202,6 +222,11 @@ class DomainSpec:
         self._check_devices()
         if self.emulator is not None:
             _path(self.emulator, "emulator")
+        for what, path in (("seed", self.seed), ("console_log", self.console_log)):
+            if path is not None:
+                _path(path, what)
+        if self.kernel is not None and not isinstance(self.kernel, KernelSpec):
+            raise InvalidDomainSpec(f"kernel ({self.kernel!r}) must be a KernelSpec")
         if self.machine is not None and (not isinstance(self.machine, str) or not _NAME.fullmatch(self.machine)):
             raise InvalidDomainSpec(f"machine ({self.machine!r}) is not a machine type name")
 

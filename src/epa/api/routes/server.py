@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin, Caller, may_access_host
-from epa.api.limits import STATE_BODY_LIMIT, body_limit
+from epa.api.limits import CONSOLE_BODY_LIMIT, SERVER_CREATE_BODY_LIMIT, STATE_BODY_LIMIT, body_limit
 from epa.api.schemas.server import (
+    ConsoleIn,
+    ConsoleOut,
     ExplainOut,
     ExplainRequest,
     PortBody,
@@ -18,9 +20,12 @@ from epa.api.schemas.server import (
     ServerOut,
     ServerState,
 )
+from epa.domain import cloud_init
+from epa.domain.console import MAX_LINES, tail_lines
 from epa.domain.port import Port
-from epa.inventory import lifecycle, servers
-from epa.inventory.records import ServerStatus
+from epa.errors import InvalidInput
+from epa.inventory import consoles, images, lifecycle, servers
+from epa.inventory.records import ServerStatus, iso_utc
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
 from epa.service.scheduling import SchedulingService
@@ -70,11 +75,22 @@ def explanation_json(request: ServerRequest, why: Explanation, limit: int) -> di
     }
 
 
+def _boot(service: SchedulingService, body: ServerCreate) -> dict[str, Any] | None:
+    """What the server boots: the image (which must be whole) and its cloud-init data, checked here."""
+    if body.image is None:
+        if body.ssh_keys or body.user_data is not None:
+            raise InvalidInput("image (None): ssh_keys and user_data need an image to boot")
+        return None
+    image = images.active_image(service.db, body.image).snapshot()
+    return {"image": image, **cloud_init.check(body.ssh_keys, body.user_data)}
+
+
 # Printable ASCII without spaces, as the IETF Idempotency-Key draft's examples (a UUID fits).
 IDEMPOTENCY_KEY = r"^[!-~]{1,64}$"
 
 
 @router.post("/v1/servers", status_code=201, response_model=ServerOut)
+@body_limit(SERVER_CREATE_BODY_LIMIT)
 def create_server(
     body: ServerCreate,
     _: Admin,
@@ -89,10 +105,11 @@ def create_server(
         ),
     ] = None,
 ) -> JSONResponse:
+    boot = _boot(service, body)
     if idempotency_key is None:
-        record = service.create(body.name, body.flavor, _ports(body.ports))
+        record = service.create(body.name, body.flavor, _ports(body.ports), boot=boot)
         return JSONResponse(record.to_json(), status_code=201)
-    record, replayed = service.create_once(idempotency_key, body.name, body.flavor, _ports(body.ports))
+    record, replayed = service.create_once(idempotency_key, body.name, body.flavor, _ports(body.ports), boot)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return JSONResponse(record.to_json(), status_code=201, headers=headers)
 
@@ -158,6 +175,32 @@ def report_released(server_id: str, db: DB, who: Caller, service: Scheduling) ->
     record = lifecycle.teardown_done(db, server_id)
     service.released(record.host)
     return JSONResponse(record.to_json())
+
+
+@router.put("/v1/servers/{server_id}/console", response_model=ConsoleOut)
+@body_limit(CONSOLE_BODY_LIMIT)
+def put_console(server_id: str, body: ConsoleIn, db: DB, who: Caller) -> JSONResponse:
+    """The host's agent sends the end of the server's serial console (it reaches the API, not the reverse)."""
+    current = servers.get_server(db, server_id)
+    may_access_host(who, current.host or "")
+    record = consoles.put_console(db, server_id, body.text)
+    return JSONResponse(_console_json(record, 100))
+
+
+@router.get("/v1/servers/{server_id}/console", response_model=ConsoleOut)
+def get_console(
+    server_id: str, db: DB, _: Admin, tail: Annotated[int, Query(ge=1, le=MAX_LINES)] = 100
+) -> JSONResponse:
+    """The last ``tail`` lines of the server's serial console, control characters escaped."""
+    return JSONResponse(_console_json(consoles.get_console(db, server_id), tail))
+
+
+def _console_json(record: consoles.ConsoleRecord, tail: int) -> dict[str, Any]:
+    return {
+        "server_id": record.server_id,
+        "lines": tail_lines(record.text, tail),
+        "updated_at": iso_utc(record.updated_at),
+    }
 
 
 @router.post("/v1/scheduler/explain", response_model=ExplainOut)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +23,13 @@ class ServerCreate(BaseModel):
     name: str = Field(pattern=HOST_NAME)
     flavor: str = Field(pattern=HOST_NAME)
     ports: list[PortBody] = Field(default_factory=list, max_length=32)
+    image: str | None = Field(default=None, pattern=HOST_NAME, description="The image the server boots.")
+    ssh_keys: list[Annotated[str, Field(max_length=8192)]] = Field(
+        default_factory=list, max_length=16, description="OpenSSH public keys for the guest's default user."
+    )
+    user_data: str | None = Field(
+        default=None, max_length=65536, description="cloud-init user-data (NoCloud seed), at most 64 KiB."
+    )
 
 
 class ExplainRequest(BaseModel):
@@ -57,6 +64,9 @@ class ServerOut(BaseModel):
     domain_uuid: str | None
     domain_state: str | None
     domain_xml: str | None
+    image: dict[str, Any] | None = None
+    ssh_keys: list[str] = Field(default_factory=list)
+    user_data: str | None = None
     created_at: str
     updated_at: str
 
@@ -82,3 +92,16 @@ class ExplainOut(BaseModel):
     candidates: list[Candidate]
     rejected: list[Rejected]
     summary: str
+
+
+class ConsoleIn(BaseModel):
+    """What a host's agent sends of a server's console: its end, already escaped (escaped again here)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: str = Field(max_length=256 * 1024)
+
+
+class ConsoleOut(BaseModel):
+    server_id: str
+    lines: list[str]
+    updated_at: str | None

@@ -172,8 +172,33 @@ function renderServers(servers) {
       el("td", { class: "server-domain" }, s.domain_state || "—"),
     ),
   );
+  for (const row of rows) {
+    if (row.dataset.serverId === selectedServer) row.classList.add("selected");
+    row.addEventListener("click", () => {
+      selectedServer = row.dataset.serverId;
+      showConsole();
+    });
+  }
   $("servers").tBodies[0].replaceChildren(...rows);
   $("servers-empty").hidden = servers.length > 0;
+  showConsole();
+}
+
+// The selected server's last console lines. The API has escaped every control character; textContent
+// keeps the page from interpreting anything in them.
+let selectedServer = null;
+const CONSOLE_LINES = 20;
+
+async function showConsole() {
+  if (!selectedServer) return;
+  const row = document.querySelector(`tr[data-server-id="${CSS.escape(selectedServer)}"]`);
+  $("console-title").textContent = "Console of " + (row ? row.dataset.server : selectedServer);
+  try {
+    const answer = await api("GET", `/v1/servers/${encodeURIComponent(selectedServer)}/console?tail=${CONSOLE_LINES}`);
+    $("console").textContent = answer.lines.length ? answer.lines.join("\n") : "(nothing yet)";
+  } catch (err) {
+    $("console").textContent = "(" + err.message + ")";
+  }
 }
 
 function renderFlavors(flavors) {
