@@ -59,3 +59,15 @@ def test_an_armed_process_passes_other_points_and_dies_by_sigkill_at_its_own() -
     )
     assert done.returncode == -signal.SIGKILL
     assert done.stdout.splitlines() == ["before", "not armed: went on"]
+
+
+def test_an_agent_whose_state_dir_cannot_be_made_says_so_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # What the lab met: the default state dir under a read-only home. A file in the way fails the same way.
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code = main(["agent", "--server", "http://127.0.0.1:9", "--once", "--state-dir", str(blocker / "state")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"cannot create {blocker / 'state'}" in err and "--state-dir" in err and "Traceback" not in err

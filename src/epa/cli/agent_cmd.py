@@ -252,7 +252,9 @@ def agent(
             uri = hypervisor_uri
             # Per host: the demo runs several agents on one machine, and each removes what its servers left.
             state = state_dir or Path(platformdirs.user_data_dir("epa")) / "agent" / the_agent.host_name
-            cache = ImageCache(image_cache or state / "images", int(image_cache_gb * 1024**3), api, image_dir)
+            cache_dir = image_cache or state / "images"
+            _make_dirs((state, "--state-dir"), (cache_dir, "--image-cache"))
+            cache = ImageCache(cache_dir, int(image_cache_gb * 1024**3), api, image_dir)
             reconciler = Reconciler(
                 api,
                 the_agent.host_name,
@@ -277,6 +279,16 @@ def agent(
         finally:
             if reconciler is not None:
                 reconciler.close()
+
+
+def _make_dirs(*dirs: tuple[Path, str]) -> None:
+    """Create the agent's directories up front: one that cannot be made (a read-only home, a file in the
+    way) is one line naming it and the option that moves it, not a traceback from deep in the cache."""
+    for path, option in dirs:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise click.ClickException(f"cannot create {path} ({e.strerror or e}); choose another with {option}") from e
 
 
 def _run_until_signalled(the_agent: Agent, reconciler: Reconciler | None, uevents: bool) -> None:

@@ -88,8 +88,10 @@ class Epa:
         return proc
 
     def start_agent(self, name: str, token: str, hypervisor: str, config: Path, *extra: str) -> None:
+        # The guest's home is the host's, read-only: seeds, consoles and the image cache go to the work dir.
         args = ["agent", "--server", self.url, "--token", token, "--host-name", "lab", "--interval", "2",
-                "--hypervisor", hypervisor, "--config", str(config), *extra]  # fmt: skip
+                "--hypervisor", hypervisor, "--config", str(config), "--state-dir", str(self.work / name),
+                *extra]  # fmt: skip
         self.agent = self._start(name, args)
 
     def stop_agent(self) -> None:
