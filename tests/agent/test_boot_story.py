@@ -117,6 +117,26 @@ def test_a_server_boots_its_image_with_seed_and_console_and_leaves_nothing(world
     assert cached.is_file()
 
 
+def test_the_flavors_disk_gb_sizes_the_overlay_and_one_too_small_fails_the_server(world: World, tmp_path: Path) -> None:
+    world.upload("deb", images.qcow2(tmp_path / "d.qcow2", "3G"))
+    world.admin.create_flavor({"name": "big", "vcpus": 1, "memory_mb": 256, "disk_gb": 5})
+    world.admin.create_flavor({"name": "tight", "vcpus": 1, "memory_mb": 256, "disk_gb": 2})
+    big = world.admin.create_server("vm-big", "big", (), boot={"image": "deb"})
+    tight = world.admin.create_server("vm-tight", "tight", (), boot={"image": "deb"})
+    world.reconciler().reconcile_once()
+    assert world.admin.get_server(big["id"])["status"] == "active"
+    (volume_xml,) = [x for n, x in world.conn.list_volumes(pool_name(HOST)) if n == f"epa-{big['id']}.qcow2"]
+    assert etree.fromstring(volume_xml.encode()).findtext("capacity") == str(5 * 1024**3)
+    failed = world.admin.get_server(tight["id"])
+    assert failed["status"] == "error"
+    reason = failed["status_reason"]
+    assert "flavor tight: disk_gb 2 GiB" in reason and f"image deb ({3 * 1024**3} bytes" in reason
+    # Refused before anything was made for it: no overlay, no seed, no console log, no domain.
+    assert _volumes(world) == [f"epa-{big['id']}.qcow2"]
+    assert not list(world.state.glob(f"{tight['id']}.*"))
+    assert len(world.conn.list_domains()) == 1
+
+
 def test_network_config_matches_each_port_by_its_mac() -> None:
     from epa.agent.seed import seed_files
 

@@ -131,7 +131,7 @@ def alias_row(a: Mapping[str, Any]) -> list[str]:
     return [cell(a.get("name")), cell(a.get("device_type")), cell(a.get("numa_policy")), specs or "-"]
 
 
-FLAVOR_HEADERS = ("NAME", "VCPUS", "MEMORY MB", "PCI", "NUMA POLICY", "NUMA NODES")
+FLAVOR_HEADERS = ("NAME", "VCPUS", "MEMORY MB", "PCI", "NUMA POLICY", "NUMA NODES", "DISK GB")
 
 
 def flavor_row(f: Mapping[str, Any]) -> list[str]:
@@ -142,4 +142,5 @@ def flavor_row(f: Mapping[str, Any]) -> list[str]:
         cell(f.get("pci_passthrough:alias")),
         cell(f.get("numa_policy")),
         cell(f.get("numa_nodes")),
+        cell(f.get("disk_gb")),
     ]

@@ -211,6 +211,7 @@ class FlavorRow(Base):
     pci_alias: Mapped[str] = mapped_column(Text)
     numa_policy: Mapped[str | None] = mapped_column(String(16))
     numa_nodes: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class FlavorAliasRow(Base):
