@@ -91,6 +91,9 @@ def test_a_server_boots_its_image_with_seed_and_console_and_leaves_nothing(world
     # The part was fetched with the agent's token, verified, and named by its checksum.
     cached = world.state / "images" / image["parts"][0]["sha256"]
     assert cached.read_bytes() == disk.read_bytes()
+    # The agent told the API what its cache now holds: the host shows it, named by its image.
+    held = world.admin.get_host(HOST)["images"]["parts"]
+    assert held == [{"sha256": cached.name, "size": disk.stat().st_size, "images": ["deb"]}]
     xml = etree.fromstring(server["domain_xml"].encode())
     (root_disk, seed_disk) = xml.findall("devices/disk")
     assert root_disk.find("source").get("file") == str(world.state / "disks" / f"epa-{server['id']}.qcow2")
@@ -197,6 +200,9 @@ def test_a_full_cache_is_an_error_on_the_server(world: World, tmp_path: Path) ->
     world.reconciler(cache_bytes=4 * 1024 * 1024).reconcile_once()
     assert world.admin.get_server(three["id"])["status"] == "active"
     assert [p.name for p in (world.state / "images").iterdir()] == [three["image"]["parts"][0]["sha256"]]
+    # The eviction is reported too: the host holds only b's part now.
+    held = world.admin.get_host(HOST)["images"]["parts"]
+    assert [(p["sha256"], p["images"]) for p in held] == [(three["image"]["parts"][0]["sha256"], ["b"])]
 
 
 def test_a_base_that_vanished_is_the_reason_on_the_server(world: World, tmp_path: Path) -> None:
