@@ -91,6 +91,9 @@ def test_a_server_boots_its_image_with_seed_and_console_and_leaves_nothing(world
     # The part was fetched with the agent's token, verified, and named by its checksum.
     cached = world.state / "images" / image["parts"][0]["sha256"]
     assert cached.read_bytes() == disk.read_bytes()
+    # The agent told the API what its cache now holds: the host shows it, named by its image.
+    held = world.admin.get_host(HOST)["images"]["parts"]
+    assert held == [{"sha256": cached.name, "size": disk.stat().st_size, "images": ["deb"]}]
     xml = etree.fromstring(server["domain_xml"].encode())
     (root_disk, seed_disk) = xml.findall("devices/disk")
     assert root_disk.find("source").get("file") == str(world.state / "disks" / f"epa-{server['id']}.qcow2")
@@ -115,6 +118,26 @@ def test_a_server_boots_its_image_with_seed_and_console_and_leaves_nothing(world
     assert _volumes(world) == []
     assert sorted(p.name for p in world.state.iterdir()) == ["disks", "images"]
     assert cached.is_file()
+
+
+def test_the_flavors_disk_gb_sizes_the_overlay_and_one_too_small_fails_the_server(world: World, tmp_path: Path) -> None:
+    world.upload("deb", images.qcow2(tmp_path / "d.qcow2", "3G"))
+    world.admin.create_flavor({"name": "big", "vcpus": 1, "memory_mb": 256, "disk_gb": 5})
+    world.admin.create_flavor({"name": "tight", "vcpus": 1, "memory_mb": 256, "disk_gb": 2})
+    big = world.admin.create_server("vm-big", "big", (), boot={"image": "deb"})
+    tight = world.admin.create_server("vm-tight", "tight", (), boot={"image": "deb"})
+    world.reconciler().reconcile_once()
+    assert world.admin.get_server(big["id"])["status"] == "active"
+    (volume_xml,) = [x for n, x in world.conn.list_volumes(pool_name(HOST)) if n == f"epa-{big['id']}.qcow2"]
+    assert etree.fromstring(volume_xml.encode()).findtext("capacity") == str(5 * 1024**3)
+    failed = world.admin.get_server(tight["id"])
+    assert failed["status"] == "error"
+    reason = failed["status_reason"]
+    assert "flavor tight: disk_gb 2 GiB" in reason and f"image deb ({3 * 1024**3} bytes" in reason
+    # Refused before anything was made for it: no overlay, no seed, no console log, no domain.
+    assert _volumes(world) == [f"epa-{big['id']}.qcow2"]
+    assert not list(world.state.glob(f"{tight['id']}.*"))
+    assert len(world.conn.list_domains()) == 1
 
 
 def test_network_config_matches_each_port_by_its_mac() -> None:
@@ -177,6 +200,9 @@ def test_a_full_cache_is_an_error_on_the_server(world: World, tmp_path: Path) ->
     world.reconciler(cache_bytes=4 * 1024 * 1024).reconcile_once()
     assert world.admin.get_server(three["id"])["status"] == "active"
     assert [p.name for p in (world.state / "images").iterdir()] == [three["image"]["parts"][0]["sha256"]]
+    # The eviction is reported too: the host holds only b's part now.
+    held = world.admin.get_host(HOST)["images"]["parts"]
+    assert [(p["sha256"], p["images"]) for p in held] == [(three["image"]["parts"][0]["sha256"], ["b"])]
 
 
 def test_a_base_that_vanished_is_the_reason_on_the_server(world: World, tmp_path: Path) -> None:

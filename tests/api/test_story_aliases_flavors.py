@@ -91,3 +91,24 @@ def test_bad_flavor_is_400_naming_field_and_value(api: Api, body: object, needle
     assert resp["error"]["code"].startswith("invalid_")
     assert needle in resp["error"]["message"]
     assert api.call("GET", "/v1/flavors")["flavors"] == []
+
+
+def test_a_flavor_names_its_root_disk_size_and_bad_sizes_are_named(api: Api) -> None:
+    flavor = api.call(
+        "POST", "/v1/flavors", expect=201, json={"name": "disk20", "vcpus": 1, "memory_mb": 512, "disk_gb": 20}
+    )
+    assert flavor["disk_gb"] == 20
+    assert api.call("GET", "/v1/flavors/disk20")["disk_gb"] == 20
+    plain = api.call("POST", "/v1/flavors", expect=201, json={"name": "plain", "vcpus": 1, "memory_mb": 512})
+    assert plain["disk_gb"] is None
+    assert [f["disk_gb"] for f in api.call("GET", "/v1/flavors")["flavors"]] == [20, None]
+    for bad, shown in ((0, "0"), (65537, "65537"), ("20", "'20'"), (1.5, "1.5"), (True, "True")):
+        message = api.error(
+            "POST",
+            "/v1/flavors",
+            expect=400,
+            code="invalid_flavor",
+            json={"name": "b", "vcpus": 1, "memory_mb": 1, "disk_gb": bad},
+        )
+        assert "disk_gb" in message and shown in message
+    api.error("GET", "/v1/flavors/b", expect=404, code="not_found")

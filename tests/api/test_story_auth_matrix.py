@@ -31,6 +31,7 @@ ROUTES: list[tuple[str, str, str, object, bool]] = [
         {"uri": "qemu:///system", "reachable": True, "domain_type": "kvm"},
         True,
     ),
+    ("PUT", "/v1/hosts/{name}/images", "/v1/hosts/a/images", {"parts": []}, True),
     ("DELETE", "/v1/hosts/{name}", "/v1/hosts/a", None, False),
     (
         "PUT",

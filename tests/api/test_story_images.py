@@ -204,3 +204,52 @@ def test_server_boot_input_is_checked(api: Api, body: dict, words: str) -> None:
     assert resp.status_code in (400, 404), resp.text
     assert words in resp.json()["error"]["message"]
     assert api.call("GET", "/v1/servers")["servers"] == []
+
+
+def test_agents_report_their_image_cache_and_the_scheduler_prefers_holders(api: Api, tmp_path: Path) -> None:
+    cells = [{"node": 0, "socket": 0, "cpus": [0, 1], "memory_mb": 4096}]
+    tokens = {}
+    for host in ("h1", "h2"):
+        tokens[host] = api.call("POST", "/v1/hosts", json={"name": host}, expect=201)["agent_token"]
+        inventory = {"generation": 0, "numa_cells": cells, "devices": []}
+        api.call("PUT", f"/v1/hosts/{host}/inventory", token=tokens[host], json=inventory)
+    api.call("POST", "/v1/flavors", json={"name": "tiny", "vcpus": 1, "memory_mb": 64}, expect=201)
+    api.call("POST", "/v1/images", json={"name": "img"}, expect=201)
+    part = _upload(api, "/v1/images/img/disk", images.qcow2(tmp_path / "i.qcow2").read_bytes())["parts"][0]
+    assert api.call("GET", "/v1/hosts/h2")["images"] is None
+    # With nothing cached anywhere the two equal hosts tie, and the tie goes to the name: h1.
+    why = api.call("POST", "/v1/scheduler/explain", json={"flavor": "tiny", "image": "img"})
+    assert [(c["host"], c["holds_image"]) for c in why["candidates"]] == [("h1", False), ("h2", False)]
+    tie = why["candidates"][0]["score"]
+    assert why["candidates"][1]["score"] == tie
+    # h2's agent says it holds the image's part (and one part of no image): h2 now ranks first.
+    other = "ab" * 32
+    body = {"parts": [{"sha256": part["sha256"], "size": part["size"]}, {"sha256": other, "size": 65536}]}
+    host = api.call("PUT", "/v1/hosts/h2/images", token=tokens["h2"], json=body)
+    assert [(p["sha256"], p["images"]) for p in host["images"]["parts"]] == sorted(
+        [(part["sha256"], ["img"]), (other, [])]
+    )
+    assert api.call("GET", "/v1/hosts/h2")["images"]["parts"] == host["images"]["parts"]
+    why = api.call("POST", "/v1/scheduler/explain", json={"flavor": "tiny", "image": "img"})
+    assert [(c["host"], c["holds_image"]) for c in why["candidates"]] == [("h2", True), ("h1", False)]
+    assert why["candidates"][0]["score"] > why["candidates"][1]["score"] == tie
+    # Without an image the cache is no term at all.
+    plain = api.call("POST", "/v1/scheduler/explain", json={"flavor": "tiny"})
+    assert [(c["host"], c["holds_image"]) for c in plain["candidates"]] == [("h1", False), ("h2", False)]
+    server = api.call("POST", "/v1/servers", json={"name": "vm", "flavor": "tiny", "image": "img"}, expect=201)
+    assert server["host"] == "h2"
+    # One host's agent may not speak for another's cache; bad bodies name the field.
+    api.error("PUT", "/v1/hosts/h1/images", token=tokens["h2"], json={"parts": []}, expect=403, code="forbidden")
+    for bad, words in (
+        ({"parts": [{"sha256": "XYZ", "size": 1}]}, "parts[0].sha256 ('XYZ')"),
+        ({"parts": [{"sha256": other, "size": -1}]}, "parts[0].size (-1)"),
+        ({}, "parts"),
+    ):
+        message = api.error(
+            "PUT", "/v1/hosts/h2/images", token=tokens["h2"], json=bad, expect=400, code="invalid_input"
+        )
+        assert words in message
+    # An emptied cache is said too; the preference goes with it.
+    api.call("PUT", "/v1/hosts/h2/images", token=tokens["h2"], json={"parts": []})
+    why = api.call("POST", "/v1/scheduler/explain", json={"flavor": "tiny", "image": "img"})
+    assert all(not c["holds_image"] for c in why["candidates"])

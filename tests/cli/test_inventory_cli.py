@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from epa.cli.main import main
+from epa.client import ApiClient
 from epa.simulate.model import SimHost
 from support.served import Served
 
@@ -48,6 +49,11 @@ def test_host_story(capsys: pytest.CaptureFixture[str], served: Served, nfv: Sim
     assert [(c["node"], c["socket"]) for c in host["numa_cells"]] == [(0, 0), (1, 1)]
     code, out, _ = epa(capsys, "host", "show", "nfv-1", *creds)
     assert code == 0 and "generation:" in out and "0-19,40-59" in out
+    assert "image cache:   not reported" in out
+    with ApiClient(served.url, token) as agent:
+        agent.put_images("nfv-1", [{"sha256": "ab" * 32, "size": 3 * 2**20}])
+    code, out, _ = epa(capsys, "host", "show", "nfv-1", *creds)
+    assert "image cache:   1 parts, 3.0 MiB\n" in out
 
     hosts = admin_json(capsys, served, "host", "list")
     assert [h["name"] for h in hosts] == ["edge-1", "nfv-1"]
@@ -120,13 +126,14 @@ def test_alias_and_flavor_story(capsys: pytest.CaptureFixture[str], served: Serv
 
     flavor = admin_json(
         capsys, served, "flavor", "create", "vnf.small", "--vcpus", "4", "--ram", "8192",
-        "--pci", "qat:2, nic:1", "--numa-policy", "preferred",
+        "--pci", "qat:2, nic:1", "--numa-policy", "preferred", "--disk", "20",
     )  # fmt: skip
     assert flavor["pci_requests"] == [{"alias": "qat", "count": 2}, {"alias": "nic", "count": 1}]
+    assert flavor["disk_gb"] == 20
     code, out, _ = epa(capsys, "flavor", "list", *creds)
     assert code == 0 and "vnf.small" in out and "qat:2, nic:1" in out
     code, out, _ = epa(capsys, "flavor", "show", "vnf.small", *creds)
-    assert "qat×2, nic×1" in out
+    assert "qat×2, nic×1" in out and "disk GB:      20" in out
 
     code, _, err = epa(capsys, "flavor", "create", "bad", "--vcpus", "1", "--ram", "1", "--pci", "gpu:1", *creds)
     assert code == 2 and "gpu" in err and len(err.splitlines()) == 1

@@ -97,6 +97,10 @@ def _dashboard_shows_the_demo(url: str, admin: str, screenshot: Path) -> Path:
             for server in ("vnf-1", "vnf-2", "ml-1"):
                 expect(page.locator("#servers")).to_contain_text(server)
             expect(page.locator("#servers")).to_contain_text("running")
+            # A selected server's console: the simulated hosts run no guest, and the page says so.
+            page.click('#servers tbody tr[data-server="ml-1"]')
+            expect(page.locator("#console-title")).to_contain_text("ml-1")
+            expect(page.locator("#console")).to_contain_text("host gpu-1 runs libvirt's test driver")
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
@@ -144,6 +148,22 @@ def test_demo_sets_up_a_cloud_and_stops_everything_on_ctrl_c(tmp_path: Path) -> 
             }
             assert servers["ml-1"]["host"] == "gpu-1"
             assert any(d["port"] == 0 for d in servers["vnf-1"]["devices"])  # the direct port's VF
+            # The servers boot the demo's image (./dev installs the kernel and busybox it is made of);
+            # each server's agent fetched it into its cache and told the API so.
+            image = api.get_image("demo-boot")
+            assert image["status"] == "active" and image["kind"] == "kernel"
+            assert {s["image"]["name"] for s in servers.values()} == {"demo-boot"}
+            shas = {p["sha256"] for p in image["parts"]}
+
+            def cached_everywhere() -> bool | None:
+                # Said at the end of the agent's pass that made the server active: a moment after it.
+                for server in servers.values():
+                    held = api.get_host(server["host"])["images"]
+                    if held is None or not shas <= {p["sha256"] for p in held["parts"]}:
+                        return None
+                return True
+
+            wait_for("every server's host to report the image cached", cached_everywhere, deadline_s=30)
             admin = token_file.read_text().strip()
         shot = _dashboard_shows_the_demo(url, admin, tmp_path / "demo-dashboard.png")
         assert shot.stat().st_size > 10_000

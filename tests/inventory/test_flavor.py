@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from epa.domain.alias import NumaPolicy, PciRequest, parse_aliases
-from epa.domain.flavor import MAX_MEMORY_MB, Flavor, InvalidFlavor, is_valid_name
+from epa.domain.flavor import MAX_DISK_GB, MAX_MEMORY_MB, Flavor, InvalidFlavor, is_valid_name
 
 ALIASES = parse_aliases(
     [
@@ -36,6 +36,7 @@ def test_full_flavor_is_normalised_and_round_trips_to_json() -> None:
         "pci_requests": [{"alias": "qat", "count": 2}, {"alias": "t4", "count": 1}],
         "numa_policy": "required",
         "numa_nodes": 2,
+        "disk_gb": None,
     }
     assert f.policy_for(ALIASES["t4"]) is NumaPolicy.REQUIRED
 
@@ -61,6 +62,11 @@ def test_defaults_no_pci_and_alias_policy_applies() -> None:
         ({"vcpus": "4"}, ["vcpus", "'4'"]),
         ({"memory_mb": MAX_MEMORY_MB + 1}, ["memory_mb", str(MAX_MEMORY_MB + 1)]),
         ({"numa_nodes": 9}, ["numa_nodes", "9"]),
+        ({"disk_gb": 0}, ["disk_gb", "0"]),
+        ({"disk_gb": MAX_DISK_GB + 1}, ["disk_gb", str(MAX_DISK_GB + 1)]),
+        ({"disk_gb": "20"}, ["disk_gb", "'20'"]),
+        ({"disk_gb": 2.5}, ["disk_gb", "2.5"]),
+        ({"disk_gb": False}, ["disk_gb", "False"]),
         ({"numa_policy": "strict"}, ["numa_policy", "'strict'"]),
         ({"pci_passthrough:alias": "gpu:1"}, ["pci_passthrough:alias", "'gpu'"]),
         ({"pci_passthrough:alias": "qat:0"}, ["pci_passthrough:alias", "qat:0"]),
@@ -101,3 +107,9 @@ def test_direct_construction_is_validated_too() -> None:
 @pytest.mark.parametrize(("name", "ok"), [("a", True), ("nfv-1.lab_2", True), ("9", True), ("_a", False)])
 def test_name_rule(name: str, ok: bool) -> None:
     assert is_valid_name(name) is ok
+
+
+def test_disk_gb_is_optional_and_kept() -> None:
+    f = Flavor.parse(body(disk_gb=20), ALIASES)
+    assert f.disk_gb == 20 and f.to_json()["disk_gb"] == 20
+    assert Flavor.parse(body(disk_gb=None), ALIASES).disk_gb is None

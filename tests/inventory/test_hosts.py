@@ -40,6 +40,7 @@ def test_new_host_has_generation_zero_and_nothing_else(db: Database) -> None:
         "device_counts": {s.value: 0 for s in DeviceStatus},
         "device_total": 0,
         "hypervisor": None,
+        "images": None,
     }
     assert get_host(db, "nfv-1") == host
     assert authenticate(db, token).host == "nfv-1"
@@ -142,3 +143,30 @@ def test_an_agents_hypervisor_state_is_kept_on_the_host_and_touches_no_generatio
     up = dict(down, reachable=True, reason=None, domain_type="qemu")
     assert get_host(db, set_hypervisor(db, "nfv-1", up).name).hypervisor is not None
     assert dict(get_host(db, "nfv-1").hypervisor or {})["reachable"] is True
+
+
+def test_an_agents_image_cache_is_kept_named_and_on_the_change_feed_only_when_it_changes(db: Database) -> None:
+    from epa.inventory.changes import feed_cursor, read_changes
+    from epa.inventory.hosts import set_images
+
+    create_host(db, "nfv-1")
+    create_host(db, "gpu-1")
+    cursor = feed_cursor(db)
+    parts = [{"sha256": "b" * 64, "size": 10}, {"sha256": "a" * 64, "size": 20}]
+    host = set_images(db, "nfv-1", parts)
+    assert host.generation == 0
+    images = dict(host.images or {})
+    assert images.pop("reported_at")
+    # Sorted by checksum; a part no image has (deleted since it was fetched) is named by no image.
+    assert images == {
+        "parts": [{"sha256": "a" * 64, "size": 20, "images": []}, {"sha256": "b" * 64, "size": 10, "images": []}]
+    }
+    changes = read_changes(db, cursor)
+    assert changes.names == {"nfv-1"}
+    # The same set again (a restarted agent says it once more): nothing for the schedulers to reload.
+    set_images(db, "nfv-1", list(reversed(parts)))
+    assert read_changes(db, changes.cursor).names == frozenset()
+    set_images(db, "nfv-1", parts[:1])
+    assert read_changes(db, changes.cursor).names == {"nfv-1"}
+    with pytest.raises(NotFound, match="'nope'"):
+        set_images(db, "nope", [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -50,6 +51,24 @@ def test_ties_break_by_host_name() -> None:
     s = Scheduler()
     s.load([plain_host(n, 20000) for n in ("h3", "h1", "h2")])
     assert [r.placement.host for r in s.select(req(), NOW).ranked] == ["h1", "h2", "h3"]
+
+
+def test_hosts_holding_the_image_win_a_tie_but_not_a_real_difference() -> None:
+    image = frozenset({"a" * 64, "b" * 64})
+    holder = HostState.build("h2", True, NOW, [Cell(0, 16, 32768, 0, 0, 12000)], [], {}, 0, image)
+    partial = HostState.build("h0", True, NOW, [Cell(0, 16, 32768, 0, 0, 12000)], [], {}, 0, {"a" * 64})
+    s = Scheduler()
+    s.load([holder, partial, plain_host("h1", 20768, cells=1)])
+    wanted = dataclasses.replace(req(), image_parts=image)
+    assert [(r.placement.host, r.holds_image) for r in s.select(wanted, NOW).ranked] == [
+        ("h2", True),
+        ("h0", False),  # half the parts is not the image: no bonus
+        ("h1", False),
+    ]
+    assert [r.placement.host for r in s.select(req(), NOW).ranked] == ["h0", "h1", "h2"]
+    # A host with much more free memory still wins over a holder: the term settles near-ties only.
+    s.load([holder, plain_host("roomy", 32768 * 2, cells=2)])
+    assert s.select(wanted, NOW).ranked[0].placement.host == "roomy"
 
 
 def test_servers_without_devices_keep_off_device_hosts(tmp_path: Path) -> None:
@@ -117,7 +136,11 @@ def random_host(rnd: random.Random, i: int) -> HostState:
         slots,
         {},
         len(slots) + rnd.randint(0, 3),
+        rnd.sample(PARTS, rnd.randint(0, len(PARTS))),
     )
+
+
+PARTS = ["a" * 64, "b" * 64, "c" * 64]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -129,6 +152,8 @@ def test_fast_selection_equals_full_evaluation(
     s = Scheduler(SchedulerConfig(weigh=WeighConfig(spread=spread), alternates=3))
     s.load([random_host(rnd, i) for i in range(40)])
     r = req(vcpus=rnd.randint(1, 12), memory_mb=rnd.randint(1, 9000), qat=qat, policy=policy, numa_nodes=nodes)
+    # The image term too: the index's vectorised bonus must rank as the host-by-host weigher does.
+    r = dataclasses.replace(r, image_parts=frozenset(rnd.sample(PARTS, rnd.randint(0, 2))))
     fast = s.select(r, NOW)
     full = s.explain(r, NOW)
     assert [x.placement.host for x in fast.ranked] == [x.placement.host for x in full.ranked[:3]]
@@ -136,6 +161,8 @@ def test_fast_selection_equals_full_evaluation(
         assert a.placement == b.placement
         assert a.score == pytest.approx(b.score)
     assert len(full.ranked) + len(full.rejections) == 40
+    for a in fast.ranked:
+        assert a.holds_image == (bool(r.image_parts) and r.image_parts <= s.hosts[a.placement.host].images)
     for ranked in full.ranked:  # every placement honours the PF/VF rule and the counts
         host = s.hosts[ranked.placement.host]
         granted = ranked.placement.all_devices

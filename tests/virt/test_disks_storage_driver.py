@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 
+from epa.agent.boot import root_disk_capacity
 from epa.libvirt_client import open_connection
 from epa.virt.disks import Disks, pool_name
 from support import images
@@ -44,3 +45,25 @@ def test_an_overlay_is_made_by_libvirt_on_its_base_and_deleted_with_it() -> None
             disks.delete(SERVER)
             disks.delete(SERVER)  # already gone: fine
             assert not list(pool_dir.glob("epa-*"))
+
+
+def test_a_flavors_disk_gb_is_the_real_size_of_the_overlay() -> None:
+    with libvirt_daemon() as daemon:
+        where = daemon.log.parent
+        uri = daemon.uri.replace("test+unix:///default", "qemu+unix:///session")
+        base = images.qcow2(where / "base.qcow2", "256M")
+        os.chmod(base, 0o644)
+        server = {
+            "flavor": {"name": "d2", "disk_gb": 2},
+            "image": {"name": "base", "parts": [{"name": "disk", "virtual_size": 256 * 1024**2}]},
+        }
+        with open_connection(uri) as conn:
+            disks = Disks(conn, pool_name("h1"), str(where / "disks"))
+            path = disks.ensure(SERVER, str(base), "qcow2", root_disk_capacity(server), exists=True)
+            info = json.loads(
+                subprocess.run(
+                    [images.qemu_img(), "info", "--output=json", "-U", path], capture_output=True, check=True
+                ).stdout
+            )
+            assert info["virtual-size"] == 2 * 1024**3 and info["backing-filename"] == str(base)
+            disks.delete(SERVER)

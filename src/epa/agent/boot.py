@@ -30,6 +30,7 @@ _SERVER_FILE = re.compile(r"([0-9a-f-]{36})\.(seed\.iso|console\.log)")
 # The guest's serial port is where its kernel and cloud-init write: say so on a kernel image's command
 # line unless the image's own already names a console.
 _CONSOLE_ARG = "console=ttyS0"
+GIB = 1024**3
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,26 @@ def parts_in_use(servers: Iterable[Mapping[str, Any]]) -> set[str]:
             if ref is not None:
                 out.update(p.sha256 for p in ref.parts.values())
     return out
+
+
+def root_disk_capacity(server: Mapping[str, Any]) -> int:
+    """The size in bytes of a disk image server's overlay: its flavor's ``disk_gb`` when set, else the
+    image's virtual size. A ``disk_gb`` smaller than the image cannot hold it: a ``DiskError`` naming both."""
+    image: Mapping[str, Any] = server.get("image") or {}
+    parts: list[Mapping[str, Any]] = image.get("parts") or []
+    disk: Mapping[str, Any] = next((p for p in parts if p.get("name") == "disk"), {})
+    virtual = int(disk.get("virtual_size") or disk.get("size") or 0)
+    flavor: Mapping[str, Any] = server.get("flavor") or {}
+    disk_gb = flavor.get("disk_gb")
+    if disk_gb is None:
+        return virtual
+    wanted = int(disk_gb) * GIB
+    if wanted < virtual:
+        raise DiskError(
+            f"flavor {flavor.get('name')}: disk_gb {disk_gb} GiB ({wanted} bytes) is smaller than the virtual "
+            f"size of image {image.get('name')} ({virtual} bytes, {virtual / GIB:.2f} GiB)"
+        )
+    return max(virtual, wanted)
 
 
 class Boot:
@@ -97,6 +118,8 @@ class Boot:
         if ref is None:
             return BootFiles()
         server_id = str(server["id"])
+        # Checked before anything is fetched or written: a flavor too small for its image fails at once.
+        capacity = root_disk_capacity(server) if ref.kind is ImageKind.DISK else 0
         files: dict[str, Path] = {name: self.cache.ensure(part, in_use) for name, part in ref.parts.items()}
         seed = write_seed(self.state_dir / f"{server_id}.seed.iso", seed_files(server))
         console = self.console_path(server_id)
@@ -109,15 +132,8 @@ class Boot:
             return BootFiles(seed=str(seed), kernel=kernel, console_log=str(console))
         part = ref.parts["disk"]
         base = files["disk"]
-        disk_path = self._disks(conn).ensure(server_id, str(base), part.format, self._capacity(server), base.is_file())
+        disk_path = self._disks(conn).ensure(server_id, str(base), part.format, capacity, base.is_file())
         return BootFiles(disk=disk_path, seed=str(seed), console_log=str(console))
-
-    @staticmethod
-    def _capacity(server: Mapping[str, Any]) -> int:
-        image: Mapping[str, Any] = server.get("image") or {}
-        parts: list[Mapping[str, Any]] = image.get("parts") or []
-        disk: Mapping[str, Any] = next((p for p in parts if p.get("name") == "disk"), {})
-        return int(disk.get("virtual_size") or disk.get("size") or 0)
 
     def remove(self, conn: LibvirtConnection, server: Mapping[str, Any]) -> list[str]:
         """Delete the server's overlay, seed and console log; what was removed, one line each."""

@@ -70,6 +70,7 @@ class ServerApi(Protocol):
 
     def put_hypervisor(self, name: str, state: Mapping[str, Any]) -> JsonObject: ...
     def put_console(self, server_id: str, text: str) -> JsonObject: ...
+    def put_images(self, name: str, parts: Sequence[Mapping[str, Any]]) -> JsonObject: ...
 
 
 class DeviceInUse(EpaError):
@@ -142,6 +143,8 @@ class Reconciler:
         self._conn: LibvirtConnection | None = None
         self._summary = Summary()
         self._removed: set[str] = set()
+        # What the API was last told the image cache holds (None: nothing told yet, since this start).
+        self._images_told: dict[str, int] | None = None
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -186,7 +189,22 @@ class Reconciler:
         for server in servers:
             if server.get("status") not in _GOING:
                 self._guarded(server, partial(self._server, conn, server, devices, report.numa_cells, left))
+        if self.boot is not None:
+            try:
+                self._tell_images(self.boot)
+            except _FATAL:
+                raise
+            except EpaError as e:
+                summary.failures.append(f"image cache report: {e}")
+                log.error("image cache report: %s", e)
         return summary
+
+    def _tell_images(self, boot: Boot) -> None:
+        """Tell the API which parts the image cache holds, when that changed (the scheduler weighs it)."""
+        held = boot.cache.cached()
+        if held != self._images_told:
+            self.client.put_images(self.host_name, [{"sha256": s, "size": n} for s, n in sorted(held.items())])
+            self._images_told = held
 
     def _guarded(self, server: JsonObject | None, action: Callable[[], None]) -> None:
         """Run ``action``; an EPA error is logged and counted, and the pass goes on (the next retries)."""

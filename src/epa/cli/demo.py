@@ -2,6 +2,10 @@
 (fake /sys trees and libvirt test:/// nodes) plus this host read from /sys, one agent each, aliases,
 flavors and a few servers that become active - then it keeps running until Ctrl-C or SIGTERM.
 
+The servers name the demo's boot image (this machine's Debian kernel and a busybox initramfs, uploaded
+through the API as any image is, and fetched by each agent into its cache); the simulated hosts run
+libvirt's test driver, where no guest runs, so their consoles stay empty and the dashboard says why.
+
 Every child is stopped however the demo ends (terminate, wait, kill), and on Linux also gets SIGTERM
 from the kernel should the demo itself die without cleaning up."""
 
@@ -30,7 +34,8 @@ import click
 from epa.cli.client_settings import ENV_TOKEN, ENV_URL
 from epa.cli.serve import DEFAULT_PORT
 from epa.client import ApiClient
-from epa.errors import Conflict, EpaError
+from epa.errors import Conflict, EpaError, NotFound
+from epa.simulate.boot_image import MARKER_KEY, make_boot_image
 from epa.simulate.hosts import gpu_host, nfv_host, no_numa_host
 from epa.simulate.libvirt_node import write_node_xml
 from epa.simulate.model import SimHost
@@ -75,6 +80,7 @@ FLAVORS: list[dict[str, Any]] = [
     {"name": "vnf.nic", "vcpus": 2, "memory_mb": 2048, "pci_passthrough:alias": "qat:1, nic:1"},
     {"name": "gpu.large", "vcpus": 8, "memory_mb": 16384, "pci_passthrough:alias": "gpu:1"},
 ]
+DEMO_IMAGE = "demo-boot"
 SERVERS: list[tuple[str, str, list[dict[str, Any]]]] = [
     ("vnf-1", "vnf.small", [{"physnet": "physnet2", "vnic_type": "direct", "vlan": 100}]),
     ("vnf-2", "vnf.nic", []),
@@ -215,13 +221,32 @@ def _define_catalogue(api: ApiClient) -> None:
     progress(f"aliases {', '.join(names)}; flavors {', '.join(f['name'] for f in FLAVORS)}")
 
 
-def _boot_servers(api: ApiClient, stop: threading.Event, children: Children) -> list[dict[str, Any]]:
+def _demo_image(api: ApiClient, data: Path) -> str | None:
+    """The demo's kernel image, uploaded through the API (kept from an earlier run in the same data
+    dir); None, said once, when this machine has no kernel and busybox to make one from."""
+    with contextlib.suppress(NotFound):
+        if api.get_image(DEMO_IMAGE).get("status") == "active":
+            return DEMO_IMAGE
+        api.delete_image(DEMO_IMAGE)  # an upload cut off by an earlier run
+    made = make_boot_image(data / "image")
+    if made is None:
+        progress("no readable kernel under /boot or no /bin/busybox: the demo's servers boot no image")
+        return None
+    api.create_image(DEMO_IMAGE, kind="kernel", cmdline=made.cmdline)
+    api.upload_image_part(DEMO_IMAGE, "kernel", made.kernel)
+    api.upload_image_part(DEMO_IMAGE, "initrd", made.initrd)
+    progress(f"image {DEMO_IMAGE}: kernel {made.kernel} and a busybox initramfs, uploaded through the API")
+    return DEMO_IMAGE
+
+
+def _boot_servers(api: ApiClient, stop: threading.Event, children: Children, image: str | None) -> list[dict[str, Any]]:
     existing = {s["name"] for s in api.list_servers() if s["status"] not in ("error", "deleted")}
     ids = []
+    boot = {"image": image, "user_data": f"#cloud-config\n# {MARKER_KEY}=demo\n"} if image is not None else None
     for name, flavor, ports in SERVERS:
         if name in existing:
             continue
-        created = api.create_server(name, flavor, ports)
+        created = api.create_server(name, flavor, ports, boot=boot)
         if created["status"] == "error":
             raise DemoFailed(f"server {name} was not scheduled: {created['status_reason']}")
         progress(f"server {name} ({flavor}) scheduled on {created['host']}")
@@ -302,7 +327,7 @@ def run_demo(port: int, data: Path, exit_after_setup: bool, stop: threading.Even
             for h in api.list_hosts():
                 progress(f"host {h['name']}: {h['device_total']} devices reported")
             _define_catalogue(api)
-            _boot_servers(api, stop, children)
+            _boot_servers(api, stop, children, _demo_image(api, data))
         _print_welcome(url, token_file, data)
         if exit_after_setup:
             return

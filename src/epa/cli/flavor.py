@@ -26,6 +26,14 @@ def flavor() -> None:
 @click.option("--pci", default=None, metavar="'ALIAS:N, ...'", help="pci_passthrough:alias, e.g. 'qat:2, t4:1'.")
 @click.option("--numa-policy", type=click.Choice([p.value for p in NumaPolicy]), default=None)
 @click.option("--numa-nodes", type=click.IntRange(min=1), default=None)
+@click.option(
+    "--disk",
+    "disk_gb",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="GB",
+    help="Root disk size in GiB (at least the image's virtual size); default: the image's.",
+)
 @json_option
 @with_client
 def create_flavor(
@@ -36,6 +44,7 @@ def create_flavor(
     pci: str | None,
     numa_policy: str | None,
     numa_nodes: int | None,
+    disk_gb: int | None,
     as_json: bool,
 ) -> None:
     """Create a flavor; the server checks the PCI request syntax and that its aliases exist."""
@@ -46,6 +55,8 @@ def create_flavor(
         body["numa_policy"] = numa_policy
     if numa_nodes is not None:
         body["numa_nodes"] = numa_nodes
+    if disk_gb is not None:
+        body["disk_gb"] = disk_gb
     created = api.create_flavor(body)
     if as_json:
         echo_json(created)
@@ -86,6 +97,7 @@ def show_flavor(api: ApiClient, name: str, as_json: bool) -> None:
                 ("pci requests", requests),
                 ("numa policy", f.get("numa_policy")),
                 ("numa nodes", f.get("numa_nodes")),
+                ("disk GB", f.get("disk_gb") or "the image's size"),
             ]
         )
     )

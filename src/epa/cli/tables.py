@@ -67,6 +67,16 @@ def host_row(h: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _image_cache(images: Mapping[str, Any] | None) -> str:
+    """``2 parts, 18.5 MiB: cirros, demo`` (the images the parts belong to), or that nothing was said."""
+    if images is None:
+        return "not reported"
+    parts = images.get("parts") or []
+    size = sum(int(p.get("size") or 0) for p in parts)
+    names = sorted({n for p in parts for n in p.get("images") or []})
+    return f"{len(parts)} parts, {size / 2**20:.1f} MiB" + (f": {', '.join(names)}" if names else "")
+
+
 def host_details(h: Mapping[str, Any]) -> str:
     head = key_values(
         [
@@ -76,6 +86,7 @@ def host_details(h: Mapping[str, Any]) -> str:
             ("last report", h.get("last_report_at")),
             ("devices", h.get("device_total")),
             ("status counts", counts(h.get("device_counts") or {})),
+            ("image cache", _image_cache(h.get("images"))),
         ]
     )
     cells = [
@@ -131,7 +142,7 @@ def alias_row(a: Mapping[str, Any]) -> list[str]:
     return [cell(a.get("name")), cell(a.get("device_type")), cell(a.get("numa_policy")), specs or "-"]
 
 
-FLAVOR_HEADERS = ("NAME", "VCPUS", "MEMORY MB", "PCI", "NUMA POLICY", "NUMA NODES")
+FLAVOR_HEADERS = ("NAME", "VCPUS", "MEMORY MB", "PCI", "NUMA POLICY", "NUMA NODES", "DISK GB")
 
 
 def flavor_row(f: Mapping[str, Any]) -> list[str]:
@@ -142,4 +153,5 @@ def flavor_row(f: Mapping[str, Any]) -> list[str]:
         cell(f.get("pci_passthrough:alias")),
         cell(f.get("numa_policy")),
         cell(f.get("numa_nodes")),
+        cell(f.get("disk_gb")),
     ]

@@ -184,6 +184,10 @@ class ApiClient:
         """Say what host ``name``'s agent sees of its hypervisor (uri, reachable, reason, domain_type, warnings)."""
         return self._object("PUT", f"/v1/hosts/{_segment(name)}/hypervisor", dict(state))
 
+    def put_images(self, name: str, parts: Sequence[Mapping[str, Any]]) -> JsonObject:
+        """Say which image parts host ``name``'s agent holds in its cache (``[{"sha256", "size"}]``)."""
+        return self._object("PUT", f"/v1/hosts/{_segment(name)}/images", {"parts": [dict(p) for p in parts]})
+
     def rotate_token(self, name: str) -> str:
         """A new agent token for ``name``; the old one stops working."""
         answer = self._object("POST", f"/v1/hosts/{_segment(name)}/token")

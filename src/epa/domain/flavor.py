@@ -1,7 +1,9 @@
-"""Flavors: what a server asks for (vCPUs, memory, NUMA spread and PCI requests by alias).
+"""Flavors: what a server asks for (vCPUs, memory, root disk size, NUMA spread and PCI requests by alias).
 
 The PCI requests are Nova's ``pci_passthrough:alias`` text; a flavor's ``numa_policy``, when set,
-overrides the NUMA policy of every alias it names (Nova's ``hw:pci_numa_affinity_policy``)."""
+overrides the NUMA policy of every alias it names (Nova's ``hw:pci_numa_affinity_policy``). ``disk_gb``,
+when set, is the size of a disk image server's root disk in GiB (never smaller than its image's virtual
+size: the agent refuses that on the server); unset, the root disk is the image's virtual size."""
 
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ from epa.errors import InvalidInput
 MAX_VCPUS = 1024
 MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
 MAX_NUMA_NODES = 8
+MAX_DISK_GB = 64 * 1024  # 64 TiB: the largest root disk a flavor may ask for
 PCI_ALIAS_KEY = "pci_passthrough:alias"
-_KEYS = ("name", "vcpus", "memory_mb", PCI_ALIAS_KEY, "numa_policy", "numa_nodes")
+_KEYS = ("name", "vcpus", "memory_mb", PCI_ALIAS_KEY, "numa_policy", "numa_nodes", "disk_gb")
 
 
 class InvalidFlavor(InvalidInput):
@@ -49,12 +52,15 @@ class Flavor:
     pci_requests: tuple[PciRequest, ...] = ()
     numa_policy: NumaPolicy | None = None
     numa_nodes: int = 1
+    disk_gb: int | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name, "flavor", InvalidFlavor)
         _int_in("vcpus", self.vcpus, 1, MAX_VCPUS)
         _int_in("memory_mb", self.memory_mb, 1, MAX_MEMORY_MB)
         _int_in("numa_nodes", self.numa_nodes, 1, MAX_NUMA_NODES)
+        if self.disk_gb is not None:
+            _int_in("disk_gb", self.disk_gb, 1, MAX_DISK_GB)
         if self.numa_policy is not None and not isinstance(self.numa_policy, NumaPolicy):
             raise InvalidFlavor(f"flavor: numa_policy ({self.numa_policy!r}) must be a NumaPolicy")
         # The text and the parsed requests are two views of one thing; refuse a flavor where they differ.
@@ -92,6 +98,7 @@ class Flavor:
                 f"{', '.join(p.value for p in NumaPolicy)}"
             )
         numa_nodes = obj.get("numa_nodes", 1)
+        disk_gb = obj.get("disk_gb")
         return cls(
             name=name,
             vcpus=_int_in("vcpus", obj["vcpus"], 1, MAX_VCPUS),
@@ -100,6 +107,7 @@ class Flavor:
             pci_requests=requests,
             numa_policy=NumaPolicy(policy) if policy is not None else None,
             numa_nodes=_int_in("numa_nodes", 1 if numa_nodes is None else numa_nodes, 1, MAX_NUMA_NODES),
+            disk_gb=None if disk_gb is None else _int_in("disk_gb", disk_gb, 1, MAX_DISK_GB),
         )
 
     def policy_for(self, alias: Alias) -> NumaPolicy:
@@ -115,4 +123,5 @@ class Flavor:
             "pci_requests": [{"alias": r.alias, "count": r.count} for r in self.pci_requests],
             "numa_policy": self.numa_policy.value if self.numa_policy is not None else None,
             "numa_nodes": self.numa_nodes,
+            "disk_gb": self.disk_gb,
         }

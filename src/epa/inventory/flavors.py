@@ -20,6 +20,7 @@ def _to_flavor(row: FlavorRow) -> Flavor:
         pci_requests=parse_pci_requests(row.pci_alias),
         numa_policy=NumaPolicy(row.numa_policy) if row.numa_policy is not None else None,
         numa_nodes=row.numa_nodes,
+        disk_gb=row.disk_gb,
     )
 
 
@@ -41,6 +42,7 @@ def create_flavor(db: Database, flavor: Flavor) -> Flavor:
             pci_alias=flavor.pci_alias,
             numa_policy=flavor.numa_policy.value if flavor.numa_policy is not None else None,
             numa_nodes=flavor.numa_nodes,
+            disk_gb=flavor.disk_gb,
         )
         session.add(row)
         session.flush()

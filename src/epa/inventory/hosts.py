@@ -18,7 +18,7 @@ from epa.errors import Conflict, NotFound
 from epa.inventory.changes import mark_changed, record_deleted
 from epa.inventory.db import Database
 from epa.inventory.records import HostRecord, iso_utc
-from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, ServerRow, utcnow
+from epa.inventory.schema import DeviceRow, HostRow, ImagePartRow, ImageRow, NumaCellRow, ServerRow, utcnow
 from epa.inventory.tokens import new_agent_token
 
 _IN_USE = (DeviceStatus.CLAIMED.value, DeviceStatus.ALLOCATED.value)
@@ -68,6 +68,7 @@ def _records(session: Session, hosts: Sequence[HostRow], only: int | None = None
                 device_counts=by_status,
                 device_total=sum(by_status.values()),
                 hypervisor=h.hypervisor,
+                images=h.images,
             )
         )
     return out
@@ -118,6 +119,30 @@ def set_hypervisor(db: Database, name: str, state: Mapping[str, Any]) -> HostRec
         row = _host_row(session, name, for_update=True)
         row.hypervisor = {**state, "reported_at": iso_utc(utcnow())}
         session.flush()
+        return _records(session, [row], only=row.id)[0]
+
+
+def set_images(db: Database, name: str, parts: Sequence[Mapping[str, Any]]) -> HostRecord:
+    """Record which image parts host ``name``'s agent holds (``[{"sha256", "size"}]``), named by the
+    images they belong to. A change of the set goes on the change feed: the schedulers' preference for
+    hosts that hold a server's image follows it."""
+    held = {str(p["sha256"]): int(p["size"]) for p in parts}
+    with db.transaction() as session:
+        row = _host_row(session, name, for_update=True)
+        before = {str(p["sha256"]) for p in (row.images or {}).get("parts", [])}
+        found = session.execute(
+            select(ImageRow.name, ImagePartRow.sha256).join(ImageRow).where(ImagePartRow.sha256.in_(sorted(held)))
+        ).all()
+        names: dict[str, list[str]] = {}
+        for image, sha in found:
+            names.setdefault(sha, []).append(image)
+        row.images = {
+            "parts": [{"sha256": s, "size": held[s], "images": sorted(names.get(s, []))} for s in sorted(held)],
+            "reported_at": iso_utc(utcnow()),
+        }
+        session.flush()
+        if set(held) != before:
+            mark_changed(session, [row.id])
         return _records(session, [row], only=row.id)[0]
 
 

@@ -36,10 +36,12 @@ class HostRecord:
     device_counts: Mapping[str, int] = field(default_factory=dict)
     device_total: int = 0
     hypervisor: Mapping[str, Any] | None = None
+    images: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
             "hypervisor": dict(self.hypervisor) if self.hypervisor is not None else None,
+            "images": dict(self.images) if self.images is not None else None,
             "name": self.name,
             "enabled": self.enabled,
             "generation": self.generation,

@@ -107,6 +107,9 @@ class HostRow(Base):
     # What the agent last said of its hypervisor (reachable, why not, the domain type it uses); None
     # until an agent said anything. Not inventory: it touches neither generation.
     hypervisor: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
+    # What the agent last said its image cache holds: {"parts": [{"sha256", "size"}, ...], "reported_at"};
+    # None until it said. The scheduler prefers hosts that hold a server's image (on the change feed).
+    images: Mapped[dict[str, Any] | None] = mapped_column(json_type(), nullable=True)
     # The change feed (inventory.changes): the number of the last change that matters to scheduling
     # (report, claim, release, enable/disable), and on PostgreSQL the id of the transaction that made it.
     # A heartbeat moves ``last_report_at`` only.
@@ -211,6 +214,7 @@ class FlavorRow(Base):
     pci_alias: Mapped[str] = mapped_column(Text)
     numa_policy: Mapped[str | None] = mapped_column(String(16))
     numa_nodes: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class FlavorAliasRow(Base):

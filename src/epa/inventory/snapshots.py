@@ -70,6 +70,8 @@ class HostSnapshot:
     free: tuple[FreeDevice, ...]
     vfs_in_use: tuple[tuple[PciAddress, int], ...]
     assignable: int
+    # sha256 of the image parts the host's agent last said its cache holds.
+    images: frozenset[str] = frozenset()
 
 
 def host_versions(db: Database) -> dict[str, tuple[int, int]]:
@@ -136,6 +138,7 @@ def _load(session: Session, names: Sequence[str] | None) -> list[HostSnapshot]:
         HostRow.last_report_at,
         HostRow.generation,
         HostRow.claim_generation,
+        HostRow.images,
     )
     if names is not None:
         hosts_q = hosts_q.where(HostRow.name.in_(names))
@@ -194,6 +197,7 @@ def _load(session: Session, names: Sequence[str] | None) -> list[HostSnapshot]:
                 free=tuple(sorted(found.free, key=lambda d: d.address)),
                 vfs_in_use=tuple(sorted(found.vfs_in_use.items())),
                 assignable=found.assignable,
+                images=frozenset(str(p["sha256"]) for p in (h.images or {}).get("parts", [])),
             )
         )
     return out

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from epa.domain.address import PciAddress
 from epa.domain.device import DevType
+from epa.scheduler.request import ServerRequest
 
 TagPairs = tuple[tuple[str, str], ...]
 
@@ -99,6 +100,8 @@ class HostState:
     free: dict[PciAddress, Slot] = field(default_factory=dict)
     vfs_in_use: dict[PciAddress, int] = field(default_factory=dict)
     assignable: int = 0
+    # sha256 of the image parts the host's agent says its cache holds.
+    images: frozenset[str] = frozenset()
     _pools: list[Pool] | None = None
 
     @classmethod
@@ -111,6 +114,7 @@ class HostState:
         free: Iterable[Slot],
         vfs_in_use: Mapping[PciAddress, int],
         assignable: int,
+        images: Iterable[str] = (),
     ) -> HostState:
         return cls(
             name,
@@ -120,7 +124,12 @@ class HostState:
             {s.address: s for s in free},
             dict(vfs_in_use),
             assignable,
+            frozenset(images),
         )
+
+    def holds_image(self, request: ServerRequest) -> bool:
+        """Whether this host's cache holds every part of the image ``request`` boots (False: none)."""
+        return bool(request.image_parts) and request.image_parts <= self.images
 
     @property
     def free_cpus(self) -> int:

@@ -73,6 +73,10 @@ class HostIndex:
         self.sig_free: Ints = np.zeros((capacity, 8), dtype=np.int64)
         self.sig_node_max: Ints = np.zeros((capacity, 8), dtype=np.int64)
         self.sig_nonuma: Ints = np.zeros((capacity, 8), dtype=np.int64)
+        # Which rows' image caches hold each part (by sha256), and each row's parts: a request's image
+        # bonus is then one set intersection per part, not a walk over every host.
+        self.row_images: list[frozenset[str]] = []
+        self.holders: dict[str, set[int]] = {}
 
     def __len__(self) -> int:
         return len(self.position)
@@ -105,6 +109,7 @@ class HostIndex:
             row = len(self.names)
             self.names.append(host.name)
             self.position[host.name] = row
+            self.row_images.append(frozenset())
             self._ranks_stale = True  # re-sorted once, at the next ranking, not per insert
         total: Counter[Signature] = Counter()
         per_node: Counter[tuple[Signature, int | None]] = Counter()
@@ -124,6 +129,7 @@ class HostIndex:
         self.total_mem[row] = host.total_memory_mb
         self.cells[row] = len(host.cells)
         self.assignable[row] = host.assignable
+        self._set_images(row, host.images)
         for attr in _MATRICES:
             getattr(self, attr)[row, :] = 0
         for sig, n in total.items():
@@ -134,6 +140,31 @@ class HostIndex:
                 self.sig_nonuma[row, col] = n
             else:
                 self.sig_node_max[row, col] = max(self.sig_node_max[row, col], n)
+
+    def _set_images(self, row: int, images: frozenset[str]) -> None:
+        old = self.row_images[row]
+        if old == images:
+            return
+        for sha in old - images:
+            holders = self.holders[sha]
+            holders.discard(row)
+            if not holders:
+                del self.holders[sha]
+        for sha in images - old:
+            self.holders.setdefault(sha, set()).add(row)
+        self.row_images[row] = images
+
+    def holding(self, parts: frozenset[str]) -> set[int]:
+        """The rows whose caches hold every one of ``parts`` (none when ``parts`` is empty)."""
+        if not parts:
+            return set()
+        found: set[int] | None = None
+        for sha in parts:
+            rows = self.holders.get(sha, set())
+            found = set(rows) if found is None else found & rows
+            if not found:
+                return set()
+        return found or set()
 
     def remove(self, name: str) -> None:
         row = self.position.get(name)
@@ -219,6 +250,11 @@ class HostIndex:
         top = self.max_assignable()
         if not request.wants_devices and top > 0:
             score = score - config.pci_multiplier * self.assignable[rows] / top
+        holding = self.holding(request.image_parts)
+        if holding:
+            held = np.zeros(n, dtype=np.bool_)
+            held[sorted(holding)] = True
+            score = score + config.image_multiplier * held[rows]
         return Prefilter(rows, score, failed)
 
     def ranked(

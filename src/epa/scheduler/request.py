@@ -68,6 +68,9 @@ class ServerRequest:
     memory_mb: int
     numa_nodes: int
     devices: tuple[DeviceRequest, ...]
+    # sha256 of each part of the image the server boots (empty: none): hosts whose cache holds them all
+    # are preferred, all else equal (weigh.host_score).
+    image_parts: frozenset[str] = frozenset()
 
     @property
     def wants_devices(self) -> bool:

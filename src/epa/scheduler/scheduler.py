@@ -30,6 +30,8 @@ class SchedulerConfig:
 class Ranked:
     placement: Placement
     score: float
+    # Whether the host's image cache already holds the server's image (its weigher term).
+    holds_image: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,8 @@ class Scheduler:
             evaluated += 1
             result = self._fit(self.hosts[name], request, now)
             if isinstance(result, Placement):
-                found.append(Ranked(result, placement_score(base, result, request, self.config.weigh)))
+                score = placement_score(base, result, request, self.config.weigh)
+                found.append(Ranked(result, score, self.hosts[name].holds_image(request)))
                 found.sort(key=lambda r: (-r.score, r.placement.host))
                 del found[want:]
         return Selection(tuple(found), evaluated)
@@ -148,6 +151,7 @@ class Scheduler:
                 rejected.append(result)
                 continue
             base = host_score(host, request, self.config.weigh, top)
-            ranked.append(Ranked(result, placement_score(base, result, request, self.config.weigh)))
+            score = placement_score(base, result, request, self.config.weigh)
+            ranked.append(Ranked(result, score, host.holds_image(request)))
         ranked.sort(key=lambda r: (-r.score, r.placement.host))
         return Explanation(tuple(ranked), tuple(rejected))

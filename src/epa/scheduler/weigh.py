@@ -3,6 +3,9 @@
 - CPU and RAM: ``spread`` prefers the host with the most free left, ``pack`` the least.
 - PCI: a server that asks for no devices prefers hosts with fewer assignable devices, so hosts with
   devices stay free for servers that need them.
+- Image: a host whose image cache already holds every part of the server's image ranks above one
+  that would fetch it first (``image_multiplier``, small: it settles near-ties, not real differences
+  in free capacity).
 - Affinity: a placement whose ``preferred``/``socket`` devices sit off the guest's NUMA nodes ranks below
   one where they are local.
 
@@ -25,6 +28,7 @@ class WeighConfig:
     cpu_multiplier: float = 1.0
     pci_multiplier: float = 1.0
     affinity_multiplier: float = 10.0
+    image_multiplier: float = 0.1
 
 
 def host_score(host: HostState, request: ServerRequest, config: WeighConfig, max_assignable: int) -> float:
@@ -37,6 +41,8 @@ def host_score(host: HostState, request: ServerRequest, config: WeighConfig, max
         score = -score
     if not request.wants_devices and max_assignable > 0:
         score -= config.pci_multiplier * host.assignable / max_assignable
+    if host.holds_image(request):
+        score += config.image_multiplier
     return score
 
 

@@ -87,7 +87,7 @@ def to_host_state(
     if shared is not None:
         free = [shared.setdefault(slot, slot) for slot in free]
     last = s.last_report_at.timestamp() if s.last_report_at is not None else None
-    return HostState.build(s.name, s.enabled, last, cells, free, dict(s.vfs_in_use), s.assignable)
+    return HostState.build(s.name, s.enabled, last, cells, free, dict(s.vfs_in_use), s.assignable, s.images)
 
 
 class SchedulingService:
@@ -140,13 +140,21 @@ class SchedulingService:
 
     # -- requests ------------------------------------------------------------------------------------
 
-    def build(self, flavor_name: str, ports: Sequence[Port]) -> tuple[NewServer, ServerRequest]:
+    def build(
+        self, flavor_name: str, ports: Sequence[Port], boot: Mapping[str, Any] | None = None
+    ) -> tuple[NewServer, ServerRequest]:
         flavor = get_flavor(self.db, flavor_name)
         request = build_request(flavor, known_aliases(self.db), ports)
+        image: Mapping[str, Any] | None = (boot or {}).get("image")
+        if image is not None:
+            parts = frozenset(str(p["sha256"]) for p in image.get("parts") or [])
+            request = dataclasses.replace(request, image_parts=parts)
         return NewServer("", flavor, tuple(ports)), request
 
-    def explain(self, flavor_name: str, ports: Sequence[Port]) -> tuple[ServerRequest, Explanation]:
-        _, request = self.build(flavor_name, ports)
+    def explain(
+        self, flavor_name: str, ports: Sequence[Port], boot: Mapping[str, Any] | None = None
+    ) -> tuple[ServerRequest, Explanation]:
+        _, request = self.build(flavor_name, ports, boot)
         with self._lock:
             self.refresh(force=True)
             return request, self.scheduler.explain(request, self.clock())
@@ -189,7 +197,7 @@ class SchedulingService:
     ) -> ServerRecord:
         """Schedule and claim; a server in ``error`` (with the reason) when no host can take it.
         ``DuplicateRequest`` when ``request_key`` is already a server's."""
-        template, request = self.build(flavor_name, ports)
+        template, request = self.build(flavor_name, ports, boot)
         server = NewServer(name, template.flavor, template.ports, request_key, boot)
         with self._lock:
             self.counters.creates += 1

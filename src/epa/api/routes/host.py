@@ -1,4 +1,5 @@
-"""/v1/hosts: create, list, show, enable/disable, the agent's hypervisor state, rotate the agent token, delete."""
+"""/v1/hosts: create, list, show, enable/disable, the agent's hypervisor state and image cache, rotate the agent
+token, delete."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin, Caller, may_access_host
-from epa.api.schemas.host import AgentToken, HostCreate, HostCreated, HostList, HostOut, HostPatch, HypervisorBody
+from epa.api.schemas.host import (
+    AgentToken,
+    CachedImagesBody,
+    HostCreate,
+    HostCreated,
+    HostList,
+    HostOut,
+    HostPatch,
+    HypervisorBody,
+)
 from epa.inventory import hosts
 
 router = APIRouter(prefix="/v1/hosts", tags=["hosts"])
@@ -39,6 +49,14 @@ def put_hypervisor(name: str, body: HypervisorBody, db: DB, who: Caller) -> JSON
     """The host's agent says whether it reaches its hypervisor (and why not) and which domain type it uses."""
     may_access_host(who, name)
     return JSONResponse(hosts.set_hypervisor(db, name, body.model_dump()).to_json())
+
+
+@router.put("/{name}/images", response_model=HostOut)
+def put_images(name: str, body: CachedImagesBody, db: DB, who: Caller) -> JSONResponse:
+    """The host's agent says which image parts its cache holds (the scheduler prefers hosts holding a server's)."""
+    may_access_host(who, name)
+    parts = [p.model_dump() for p in body.parts]
+    return JSONResponse(hosts.set_images(db, name, parts).to_json())
 
 
 @router.post("/{name}/token", response_model=AgentToken)

@@ -50,6 +50,7 @@ def ranked_json(r: Ranked, request: ServerRequest) -> dict[str, Any]:
     return {
         "host": p.host,
         "score": round(r.score, 6),
+        "holds_image": r.holds_image,
         "host_nodes": list(p.nodes),
         "devices": [
             {"request": request.devices[i].label, "addresses": [str(a) for a in group]}
@@ -205,5 +206,6 @@ def _console_json(record: consoles.ConsoleRecord, tail: int) -> dict[str, Any]:
 
 @router.post("/v1/scheduler/explain", response_model=ExplainOut)
 def explain(body: ExplainRequest, _: Admin, service: Scheduling) -> JSONResponse:
-    request, why = service.explain(body.flavor, _ports(body.ports))
+    boot = {"image": images.active_image(service.db, body.image).snapshot()} if body.image is not None else None
+    request, why = service.explain(body.flavor, _ports(body.ports), boot)
     return JSONResponse(explanation_json(request, why, body.limit))

@@ -19,6 +19,7 @@ class FlavorOut(BaseModel):
     pci_requests: list[PciRequestOut]
     numa_policy: str | None
     numa_nodes: int
+    disk_gb: int | None = None
 
 
 class FlavorList(BaseModel):

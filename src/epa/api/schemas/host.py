@@ -46,6 +46,33 @@ class HypervisorOut(HypervisorBody):
     reported_at: datetime
 
 
+SHA256 = r"^[0-9a-f]{64}$"
+# More distinct parts than any cache holds (a part is at least 64 KiB): bounds the body, not the cache.
+MAX_CACHED_PARTS = 10_000
+
+
+class CachedPart(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    sha256: str = Field(pattern=SHA256)
+    size: int = Field(ge=0, le=2**63 - 1)
+
+
+class CachedImagesBody(BaseModel):
+    """What an agent's image cache holds: every part, by checksum and size."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    parts: list[CachedPart] = Field(max_length=MAX_CACHED_PARTS)
+
+
+class CachedPartOut(CachedPart):
+    images: list[str] = Field(description="The images this part belongs to, when it was reported.")
+
+
+class CachedImagesOut(BaseModel):
+    parts: list[CachedPartOut]
+    reported_at: datetime
+
+
 class HostOut(BaseModel):
     name: str
     enabled: bool
@@ -55,6 +82,7 @@ class HostOut(BaseModel):
     device_counts: dict[str, int]
     device_total: int
     hypervisor: HypervisorOut | None = None
+    images: CachedImagesOut | None = None
 
 
 class HostList(BaseModel):

@@ -37,6 +37,7 @@ class ExplainRequest(BaseModel):
     flavor: str = Field(pattern=HOST_NAME)
     ports: list[PortBody] = Field(default_factory=list, max_length=32)
     limit: int = Field(default=20, ge=1, le=1000, description="Ranked candidates to return.")
+    image: str | None = Field(default=None, pattern=HOST_NAME, description="The image the server would boot.")
 
 
 class ServerState(BaseModel):
@@ -80,6 +81,7 @@ class Candidate(BaseModel):
     score: float
     host_nodes: list[int]
     devices: list[dict[str, Any]]
+    holds_image: bool = Field(description="Whether the host's image cache holds the image (a weigher term).")
 
 
 class Rejected(BaseModel):

@@ -189,13 +189,30 @@ function renderServers(servers) {
 let selectedServer = null;
 const CONSOLE_LINES = 20;
 
+// Why a server's console is empty, in words: a host on libvirt's test driver runs no guest (the demo's
+// simulated hosts), a server without an image boots nothing, else the guest has not written yet.
+function whyNoConsole(serverId) {
+  const server = last && last.servers.find((s) => s.id === serverId);
+  const host = server && last.hosts.find((h) => h.name === server.host);
+  const hypervisor = host && host.hypervisor;
+  if (hypervisor && hypervisor.domain_type === "test") {
+    return (
+      "(no console output: host " + host.name + " runs libvirt's test driver (" + hypervisor.uri + "), " +
+      "where no guest runs, so nothing is ever written to this server's serial console. " +
+      "On a host with qemu:///system the guest's boot messages appear here.)"
+    );
+  }
+  if (server && !server.image) return "(no console output: this server boots no image)";
+  return "(nothing yet)";
+}
+
 async function showConsole() {
   if (!selectedServer) return;
   const row = document.querySelector(`tr[data-server-id="${CSS.escape(selectedServer)}"]`);
   $("console-title").textContent = "Console of " + (row ? row.dataset.server : selectedServer);
   try {
     const answer = await api("GET", `/v1/servers/${encodeURIComponent(selectedServer)}/console?tail=${CONSOLE_LINES}`);
-    $("console").textContent = answer.lines.length ? answer.lines.join("\n") : "(nothing yet)";
+    $("console").textContent = answer.lines.length ? answer.lines.join("\n") : whyNoConsole(selectedServer);
   } catch (err) {
     $("console").textContent = "(" + err.message + ")";
   }
