@@ -25,10 +25,9 @@ from bench.inventory_ingest import SCALE_SPECS, api_server, build_report, result
 from bench.report import emit, scale
 from epa.api.limits import INVENTORY_BODY_LIMIT
 from epa.client.api_client import inventory_json
-from epa.domain.address import PciAddress
 from epa.inventory import Database
-from epa.simulate.hosts import CLASS_ETHERNET, INTEL, HostBuilder
-from epa.simulate.model import SimHost, SimNet
+from epa.simulate.hosts import sriov_scale_host
+from epa.simulate.model import SimHost
 
 PFS = 16
 VFS_PER_PF = 255
@@ -40,26 +39,10 @@ T = TypeVar("T")
 def largest_host(pfs: int) -> SimHost:
     """``pfs`` E810 ports with 255 VFs each (half on iavf with a netdev, half on vfio-pci) and their root
     ports: 16 of them are 4,112 functions, the largest host a cloud realistically has."""
-    b = HostBuilder("big-1")
-    for i in range(pfs):
-        bus = 0x10 + i * 0x08  # a PF's 255 VFs take its bus and the next
-        rb = f"{bus - 1:02x}"
-        port = b.root_port(f"0000:{rb}:00.0", f"pci0000:{rb}", i % 2)
-        pf = b.add(
-            f"0000:{bus:02x}:00.0",
-            INTEL,
-            "1592",
-            CLASS_ETHERNET,
-            root=f"pci0000:{rb}",
-            upstream=port,
-            numa=i % 2,
-            driver="ice",
-            sriov_totalvfs=256,
-            netdevs=[SimNet(f"ens{i}f0", b.mac())],
-        )
-        b.vfs(pf, VFS_PER_PF, "1889", PciAddress(0, bus, 1, 0), ["iavf", "vfio-pci"], netdev_prefix=f"ens{i}f0")
-    b.host.numa_cells = {0: ("0-31,64-95", 263_921_664), 1: ("32-63,96-127", 264_241_152)}
-    return b.host
+    # A PF's 255 VFs take its bus and the next: 8 buses apart, 16 PFs fit under bus 0x100.
+    host = sriov_scale_host(pfs, VFS_PER_PF, "big-1", first_bus=0x10, bus_stride=0x08)
+    host.numa_cells = {0: ("0-31,64-95", 263_921_664), 1: ("32-63,96-127", 264_241_152)}
+    return host
 
 
 def memory_kb(pid: int) -> dict[str, int]:

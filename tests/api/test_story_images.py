@@ -253,3 +253,33 @@ def test_agents_report_their_image_cache_and_the_scheduler_prefers_holders(api: 
     api.call("PUT", "/v1/hosts/h2/images", token=tokens["h2"], json={"parts": []})
     why = api.call("POST", "/v1/scheduler/explain", json={"flavor": "tiny", "image": "img"})
     assert all(not c["holds_image"] for c in why["candidates"])
+
+
+def test_a_flavor_names_the_image_its_servers_boot_unless_the_create_names_another(api: Api, tmp_path: Path) -> None:
+    agent = api.call("POST", "/v1/hosts", json={"name": "h1"}, expect=201)["agent_token"]
+    cells = [{"node": 0, "socket": 0, "cpus": [0, 1, 2, 3], "memory_mb": 4096}]
+    api.call("PUT", "/v1/hosts/h1/inventory", token=agent, json={"generation": 0, "numa_cells": cells, "devices": []})
+    for name in ("base", "other"):
+        api.call("POST", "/v1/images", json={"name": name}, expect=201)
+        _upload(api, f"/v1/images/{name}/disk", images.qcow2(tmp_path / f"{name}.qcow2").read_bytes())
+    flavor = api.call(
+        "POST", "/v1/flavors", json={"name": "vm", "vcpus": 1, "memory_mb": 64, "image": "base"}, expect=201
+    )
+    assert flavor["image"] == "base" and api.call("GET", "/v1/flavors/vm")["image"] == "base"
+    by_flavor = api.call(
+        "POST", "/v1/servers", json={"name": "a", "flavor": "vm", "user_data": "#cloud-config\n"}, expect=201
+    )
+    named = api.call("POST", "/v1/servers", json={"name": "b", "flavor": "vm", "image": "other"}, expect=201)
+    assert by_flavor["image"]["name"] == "base" and named["image"]["name"] == "other"
+    # A flavor's image is a name like any other, and one that is gone is said at create, naming it.
+    message = api.error(
+        "POST",
+        "/v1/flavors",
+        json={"name": "bad", "vcpus": 1, "memory_mb": 64, "image": "../x"},
+        expect=400,
+        code="invalid_flavor",
+    )
+    assert "image" in message
+    api.call("POST", "/v1/flavors", json={"name": "gone", "vcpus": 1, "memory_mb": 64, "image": "nope"}, expect=201)
+    message = api.error("POST", "/v1/servers", json={"name": "c", "flavor": "gone"}, expect=404, code="not_found")
+    assert "nope" in message

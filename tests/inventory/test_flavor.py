@@ -23,7 +23,7 @@ def body(**kw: Any) -> dict[str, Any]:
 
 def test_full_flavor_is_normalised_and_round_trips_to_json() -> None:
     f = Flavor.parse(
-        body(**{"pci_passthrough:alias": " qat : 2 ,t4:1", "numa_policy": "required", "numa_nodes": 2}),
+        body(**{"pci_passthrough:alias": " qat : 2 ,t4:1", "numa_policy": "required", "numa_nodes": 2, "image": "deb"}),
         ALIASES,
     )
     assert f.pci_alias == "qat:2, t4:1"
@@ -37,6 +37,7 @@ def test_full_flavor_is_normalised_and_round_trips_to_json() -> None:
         "numa_policy": "required",
         "numa_nodes": 2,
         "disk_gb": None,
+        "image": "deb",
     }
     assert f.policy_for(ALIASES["t4"]) is NumaPolicy.REQUIRED
 

@@ -34,6 +34,7 @@ def flavor() -> None:
     metavar="GB",
     help="Root disk size in GiB (at least the image's virtual size); default: the image's.",
 )
+@click.option("--image", default=None, metavar="NAME", help="What its servers boot when a create names no image.")
 @json_option
 @with_client
 def create_flavor(
@@ -45,6 +46,7 @@ def create_flavor(
     numa_policy: str | None,
     numa_nodes: int | None,
     disk_gb: int | None,
+    image: str | None,
     as_json: bool,
 ) -> None:
     """Create a flavor; the server checks the PCI request syntax and that its aliases exist."""
@@ -57,6 +59,8 @@ def create_flavor(
         body["numa_nodes"] = numa_nodes
     if disk_gb is not None:
         body["disk_gb"] = disk_gb
+    if image is not None:
+        body["image"] = image
     created = api.create_flavor(body)
     if as_json:
         echo_json(created)
@@ -98,6 +102,7 @@ def show_flavor(api: ApiClient, name: str, as_json: bool) -> None:
                 ("numa policy", f.get("numa_policy")),
                 ("numa nodes", f.get("numa_nodes")),
                 ("disk GB", f.get("disk_gb") or "the image's size"),
+                ("image", f.get("image") or "none (a server names its own)"),
             ]
         )
     )

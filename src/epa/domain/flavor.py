@@ -3,7 +3,8 @@
 The PCI requests are Nova's ``pci_passthrough:alias`` text; a flavor's ``numa_policy``, when set,
 overrides the NUMA policy of every alias it names (Nova's ``hw:pci_numa_affinity_policy``). ``disk_gb``,
 when set, is the size of a disk image server's root disk in GiB (never smaller than its image's virtual
-size: the agent refuses that on the server); unset, the root disk is the image's virtual size."""
+size: the agent refuses that on the server); unset, the root disk is the image's virtual size. ``image``,
+when set, is what a server of this flavor boots when its create names no image."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
 MAX_NUMA_NODES = 8
 MAX_DISK_GB = 64 * 1024  # 64 TiB: the largest root disk a flavor may ask for
 PCI_ALIAS_KEY = "pci_passthrough:alias"
-_KEYS = ("name", "vcpus", "memory_mb", PCI_ALIAS_KEY, "numa_policy", "numa_nodes", "disk_gb")
+_KEYS = ("name", "vcpus", "memory_mb", PCI_ALIAS_KEY, "numa_policy", "numa_nodes", "disk_gb", "image")
 
 
 class InvalidFlavor(InvalidInput):
@@ -53,6 +54,7 @@ class Flavor:
     numa_policy: NumaPolicy | None = None
     numa_nodes: int = 1
     disk_gb: int | None = None
+    image: str | None = None
 
     def __post_init__(self) -> None:
         check_name(self.name, "flavor", InvalidFlavor)
@@ -61,6 +63,8 @@ class Flavor:
         _int_in("numa_nodes", self.numa_nodes, 1, MAX_NUMA_NODES)
         if self.disk_gb is not None:
             _int_in("disk_gb", self.disk_gb, 1, MAX_DISK_GB)
+        if self.image is not None:
+            check_name(self.image, f"flavor {self.name}: image", InvalidFlavor)
         if self.numa_policy is not None and not isinstance(self.numa_policy, NumaPolicy):
             raise InvalidFlavor(f"flavor: numa_policy ({self.numa_policy!r}) must be a NumaPolicy")
         # The text and the parsed requests are two views of one thing; refuse a flavor where they differ.
@@ -99,6 +103,9 @@ class Flavor:
             )
         numa_nodes = obj.get("numa_nodes", 1)
         disk_gb = obj.get("disk_gb")
+        image = obj.get("image")
+        if image is not None:
+            check_name(image, f"flavor {name}: image", InvalidFlavor)
         return cls(
             name=name,
             vcpus=_int_in("vcpus", obj["vcpus"], 1, MAX_VCPUS),
@@ -108,6 +115,7 @@ class Flavor:
             numa_policy=NumaPolicy(policy) if policy is not None else None,
             numa_nodes=_int_in("numa_nodes", 1 if numa_nodes is None else numa_nodes, 1, MAX_NUMA_NODES),
             disk_gb=None if disk_gb is None else _int_in("disk_gb", disk_gb, 1, MAX_DISK_GB),
+            image=image,
         )
 
     def policy_for(self, alias: Alias) -> NumaPolicy:
@@ -124,4 +132,5 @@ class Flavor:
             "numa_policy": self.numa_policy.value if self.numa_policy is not None else None,
             "numa_nodes": self.numa_nodes,
             "disk_gb": self.disk_gb,
+            "image": self.image,
         }

@@ -21,6 +21,7 @@ def _to_flavor(row: FlavorRow) -> Flavor:
         numa_policy=NumaPolicy(row.numa_policy) if row.numa_policy is not None else None,
         numa_nodes=row.numa_nodes,
         disk_gb=row.disk_gb,
+        image=row.image,
     )
 
 
@@ -43,6 +44,7 @@ def create_flavor(db: Database, flavor: Flavor) -> Flavor:
             numa_policy=flavor.numa_policy.value if flavor.numa_policy is not None else None,
             numa_nodes=flavor.numa_nodes,
             disk_gb=flavor.disk_gb,
+            image=flavor.image,
         )
         session.add(row)
         session.flush()

@@ -215,6 +215,8 @@ class FlavorRow(Base):
     numa_policy: Mapped[str | None] = mapped_column(String(16))
     numa_nodes: Mapped[int] = mapped_column(Integer)
     disk_gb: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The image a server of this flavor boots when its create names none (checked then, not here).
+    image: Mapped[str | None] = mapped_column(name_type(63), nullable=True)
 
 
 class FlavorAliasRow(Base):

@@ -71,6 +71,7 @@ class NewServer:
             PCI_ALIAS_KEY: f.pci_alias,
             "numa_policy": f.numa_policy.value if f.numa_policy is not None else None,
             "disk_gb": f.disk_gb,
+            "image": f.image,
         }
 
 

@@ -287,11 +287,14 @@ def gpu_host(name: str = "gpu-1") -> SimHost:
     return b.host
 
 
-def sriov_scale_host(pfs: int = 4, vfs_per_pf: int = 128, name: str = "scale-1") -> SimHost:
-    """``pfs`` E810 ports, each with ``vfs_per_pf`` VFs: the benchmark's worst realistic case."""
+def sriov_scale_host(
+    pfs: int = 4, vfs_per_pf: int = 128, name: str = "scale-1", first_bus: int = 0x20, bus_stride: int = 0x10
+) -> SimHost:
+    """``pfs`` E810 ports, each with ``vfs_per_pf`` VFs: the benchmark's worst realistic case. PF ``i`` sits on
+    bus ``first_bus + i * bus_stride`` (its VFs take that bus and, past 255 functions, the next)."""
     b = HostBuilder(name)
     for i in range(pfs):
-        bus = 0x20 + i * 0x10
+        bus = first_bus + i * bus_stride
         rb = f"{bus - 1:02x}"
         p = b.root_port(f"0000:{rb}:00.0", f"pci0000:{rb}", i % 2)
         pf = b.add(

@@ -20,7 +20,8 @@ def create_flavor(
     db: DB,
     _: Admin,
     body: Any = Body(  # noqa: B008 - FastAPI's way to declare a body
-        description='{"name", "vcpus", "memory_mb", "pci_passthrough:alias", "numa_policy", "numa_nodes", "disk_gb"}'
+        description='{"name", "vcpus", "memory_mb", "pci_passthrough:alias", "numa_policy", "numa_nodes", '
+        '"disk_gb", "image"}'
     ),
 ) -> JSONResponse:
     flavor = Flavor.parse(body, aliases.known_aliases(db))

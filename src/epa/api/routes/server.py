@@ -24,7 +24,7 @@ from epa.domain import cloud_init
 from epa.domain.console import MAX_LINES, tail_lines
 from epa.domain.port import Port
 from epa.errors import InvalidInput
-from epa.inventory import consoles, images, lifecycle, servers
+from epa.inventory import consoles, flavors, images, lifecycle, servers
 from epa.inventory.records import ServerStatus, iso_utc
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
@@ -77,12 +77,16 @@ def explanation_json(request: ServerRequest, why: Explanation, limit: int) -> di
 
 
 def _boot(service: SchedulingService, body: ServerCreate) -> dict[str, Any] | None:
-    """What the server boots: the image (which must be whole) and its cloud-init data, checked here."""
-    if body.image is None:
+    """What the server boots: the image it names, else its flavor's (which must be whole), and its
+    cloud-init data, checked here."""
+    name = body.image
+    if name is None:
+        name = flavors.get_flavor(service.db, body.flavor).image
+    if name is None:
         if body.ssh_keys or body.user_data is not None:
             raise InvalidInput("image (None): ssh_keys and user_data need an image to boot")
         return None
-    image = images.active_image(service.db, body.image).snapshot()
+    image = images.active_image(service.db, name).snapshot()
     return {"image": image, **cloud_init.check(body.ssh_keys, body.user_data)}
 
 

@@ -20,6 +20,7 @@ class FlavorOut(BaseModel):
     numa_policy: str | None
     numa_nodes: int
     disk_gb: int | None = None
+    image: str | None = None
 
 
 class FlavorList(BaseModel):
