@@ -19,7 +19,8 @@ Policies:
 Stranded devices: free GPUs and VFs on hosts that can no longer take the smallest device server (2
 vCPUs, 4 GiB on one node). Nova's PCI filter and weighers are not run here (see ``nova_pci_filter``
 for how to install Nova 34; its PCI placement is first-fit per pool, closest to ``first-fit``).
-``EPA_BENCH_SCALE`` scales the number of hosts and streams."""
+``EPA_BENCH_SCALE`` scales the number of hosts and streams. The search's cost weights were tuned on
+seeds 11, 23 and 37; seeds 41, 53 and 67 are held out (marked in the table)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ from epa.scheduler.weigh import WeighConfig
 
 NOW = 1_000_000.0
 HOSTS = 16
-SEEDS = (11, 23, 37)
+# The search's cost weights (scheduler.search) were chosen on the first three seeds; the last three are
+# held out: the table marks them.
+SEEDS = (11, 23, 37, 41, 53, 67)
+HELD_OUT = (41, 53, 67)
 CELL_CPUS = 64
 CELL_MEMORY_MB = 256 * 1024
 NET = (("physical_network", "physnet1"),)
@@ -195,18 +199,18 @@ def main() -> None:
     seeds = SEEDS if factor >= 1 else SEEDS[:1]
     length = hosts_count * 64  # more than any cluster here can take
     rows: list[dict[str, object]] = []
-    wins = 0
+    deltas: list[int] = []
     for mix in MIXES:
         for seed in seeds:
             stream = _stream(mix, seed, length)
             results = {name: run(make(), hosts_count, stream) for name, make in POLICIES.items()}
             best_other = max(r.placed for n, r in results.items() if n != "fragmentation")
             frag = results["fragmentation"].placed
-            wins += frag > best_other
+            deltas.append(frag - best_other)
             for name, r in results.items():
                 rows.append(
                     {
-                        "stream": f"{mix}/{seed}",
+                        "stream": f"{mix}/{seed}" + (" (held out)" if seed in HELD_OUT else ""),
                         "policy": name,
                         "placed": r.placed,
                         "vs_best_other": f"{frag - best_other:+d}" if name == "fragmentation" else "",
@@ -220,7 +224,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     title = (
         f"Servers placed before the first refusal, {hosts_count} hosts, "
-        f"{len(MIXES) * len(seeds)} streams; fragmentation placed more than every other policy on {wins}; "
-        f"load average {load:.2f}"
+        f"{len(deltas)} streams; fragmentation against the best other policy: more on "
+        f"{sum(d > 0 for d in deltas)}, as many on {sum(d == 0 for d in deltas)}, fewer on "
+        f"{sum(d < 0 for d in deltas)} (net {sum(deltas):+d} servers); load average {load:.2f}"
     )
     emit("placement_packing", title, rows)

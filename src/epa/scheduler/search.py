@@ -32,10 +32,10 @@ from epa.scheduler.host_state import HostState, Pool, Slot
 from epa.scheduler.request import DeviceRequest, GroupRequest
 
 AFFINITY = 1000
-SPLIT = 10
-OPEN = 3
-SWITCHED = 2
-RESERVE = 1
+SPLIT = 5
+OPEN = 1
+SWITCHED = 1
+RESERVE = 3
 MAX_STEPS = 5000
 
 
