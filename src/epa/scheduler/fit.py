@@ -158,10 +158,11 @@ def nearest(group: GroupRequest, requests: Sequence[DeviceRequest], allowed: Seq
 def _unwanted(host: HostState, nodes: tuple[int, ...], taken: tuple[tuple[PciAddress, ...], ...]) -> int:
     """Free whole devices (PFs, devices without SR-IOV) on ``nodes`` that the placement does not take:
     the server's CPUs and memory there are CPUs and memory those devices' future servers cannot have."""
-    mine = {a for group in taken for a in group}
-    return sum(
-        1 for s in host.free.values() if s.dev_type is not DevType.VF and s.numa_node in nodes and s.address not in mine
+    whole = host.whole_free_by_node()
+    mine = sum(
+        1 for group in taken for a in group if (s := host.free[a]).dev_type is not DevType.VF and s.numa_node in nodes
     )
+    return sum(whole.get(n, 0) for n in nodes) - mine
 
 
 def eligible_pools(host: HostState, request: ServerRequest) -> list[list[Pool]]:

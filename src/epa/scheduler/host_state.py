@@ -119,6 +119,7 @@ class HostState:
     images: frozenset[str] = frozenset()
     busy_switches: set[PciAddress] = field(default_factory=set)
     _pools: list[Pool] | None = None
+    _whole: dict[int | None, int] | None = None
 
     @classmethod
     def build(
@@ -173,6 +174,16 @@ class HostState:
             self._pools = [Pool(k, v) for k, v in grouped.items()]
         return self._pools
 
+    def whole_free_by_node(self) -> dict[int | None, int]:
+        """Free whole devices (PFs, devices without SR-IOV) per NUMA node (cached until ``take``)."""
+        if self._whole is None:
+            counts: dict[int | None, int] = {}
+            for slot in self.free.values():
+                if slot.dev_type is not DevType.VF:
+                    counts[slot.numa_node] = counts.get(slot.numa_node, 0) + 1
+            self._whole = counts
+        return self._whole
+
     def signature_counts(self) -> dict[Signature, int]:
         counts: dict[Signature, int] = {}
         for slot in self.free.values():
@@ -198,3 +209,4 @@ class HostState:
         for node, n in memory_by_node.items():
             self.cells[node].used_memory_mb += n
         self._pools = None
+        self._whole = None
