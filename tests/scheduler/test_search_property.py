@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,9 +15,10 @@ from epa.domain.address import PciAddress
 from epa.domain.alias import NumaPolicy
 from epa.domain.device import DevType
 from epa.domain.pci_group import Relation
+from epa.scheduler.fit import FIT_STEPS, Placement
 from epa.scheduler.host_state import Cell, HostState, Slot
-from epa.scheduler.request import DeviceRequest, GroupRequest, Matcher
-from epa.scheduler.search import AFFINITY, OPEN, SPLIT, SWITCHED, relation_key, search
+from epa.scheduler.request import DeviceRequest, GroupRequest, Matcher, ServerRequest
+from epa.scheduler.search import AFFINITY, MAX_STEPS, OPEN, SPLIT, SWITCHED, relation_key, search
 
 ROOTS = ("pci0000:00", "pci0000:80")
 SWITCHES = (None, PciAddress(0, 0x3B, 0, 0), PciAddress(0, 0x5B, 0, 0))
@@ -194,3 +197,46 @@ def test_the_search_is_bounded_on_a_host_with_hundreds_of_devices() -> None:
     assert found.devices is not None
     assert len({a for d in found.devices for a in d}) == 8
     assert found.cost == 8 * (OPEN + SWITCHED)
+
+
+def test_one_fit_bounds_its_search_over_all_node_sets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """8 NUMA nodes, each with 8 plain devices behind their own idle switches, and 8 one-device requests:
+    every node's search runs out of steps, so the fit stops after FIT_STEPS, not after 8 searches, and
+    keeps the placement it found."""
+    from epa.scheduler import fit as fit_module
+
+    slots = [
+        Slot(
+            PciAddress(0, 0x10 * n + i, 0, 0),
+            "10de",
+            "gpu",
+            DevType.PCI,
+            n,
+            None,
+            (),
+            False,
+            f"pci0000:{n:02x}",
+            PciAddress(0, 0x10 * n + i, 1, 0),
+        )
+        for n in range(8)
+        for i in range(8)
+    ]
+    host = HostState.build("wide", True, 0.0, [Cell(n, 8, 8192, n) for n in range(8)], slots, {}, 64)
+    request = ServerRequest(
+        1,
+        1024,
+        1,
+        tuple(DeviceRequest(f"r{i}", 1, (Matcher(dev_type=DevType.PCI),), NumaPolicy.REQUIRED) for i in range(8)),
+    )
+    steps: list[int] = []
+    real = fit_module.search
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        steps.append(found.steps)
+        return found
+
+    monkeypatch.setattr(fit_module, "search", counted)
+    placed = fit_module.fit(host, request, now=0.0, alive_seconds=300)
+    assert isinstance(placed, Placement)
+    assert steps == [MAX_STEPS] * (FIT_STEPS // MAX_STEPS)

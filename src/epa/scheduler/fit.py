@@ -18,9 +18,17 @@ from epa.domain.device import DevType
 from epa.domain.pci_group import Relation
 from epa.scheduler.host_state import HostState, Pool
 from epa.scheduler.request import DeviceRequest, GroupRequest, ServerRequest
-from epa.scheduler.search import Costs, Found, relation_key, search
+from epa.scheduler.search import MAX_STEPS, Costs, Found, relation_key, search
 
 MAX_REASONS = 3
+# Device-search steps one fit may take over all its NUMA node combinations (each search takes at most
+# search.MAX_STEPS): a host of many nodes and devices costs a bounded time, not one search per combination.
+FIT_STEPS = 4 * MAX_STEPS
+
+
+@dataclass(slots=True)
+class _Spent:
+    steps: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,7 @@ def _assign(
     nodes: tuple[int, ...],
     salt: int,
     costs: Costs,
+    spent: _Spent,
 ) -> Found | str:
     """Devices for every request on these guest nodes, or the reason there are none."""
     requests = request.devices
@@ -102,6 +111,7 @@ def _assign(
             )
         allowed.append(ok)
     found = search(host, requests, allowed, request.groups, node_set, salt, costs=costs)
+    spent.steps += found.steps
     if found.devices is not None:
         return found
     return _why_none(host, request, allowed, node_set, found)
@@ -218,7 +228,14 @@ def fit(
     best: Placement | None = None
     # The cheapest device choice over the cells that fit (scheduler.search's cost: remote devices, whole
     # PFs and switches broken); among equals, the first in spread/pack order.
-    for combo in combos:
+    spent = _Spent()
+    for tried, combo in enumerate(combos):
+        if spent.steps >= FIT_STEPS:
+            if best is None:
+                reasons.append(
+                    f"the device search stopped after {spent.steps} steps, {tried} of {len(combos)} node sets tried"
+                )
+            break
         short = next(
             (
                 f"NUMA node {n} has {host.cells[n].free_cpus} free vCPUs and {host.cells[n].free_memory_mb} MB, "
@@ -231,7 +248,7 @@ def fit(
         if short is not None:
             reasons.append(short)
             continue
-        result = _assign(host, request, eligible, combo, salt, costs)
+        result = _assign(host, request, eligible, combo, salt, costs, spent)
         if isinstance(result, str):
             reasons.append(result)
             continue
