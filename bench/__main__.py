@@ -16,6 +16,7 @@ ALL = [
     "soak",
     "hostile_inputs",
     "fleet",
+    "placement_packing",
 ]
 
 

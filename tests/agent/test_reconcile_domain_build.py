@@ -25,6 +25,7 @@ from epa.domain.device_spec import ClassifiedDevice, classify, parse_device_spec
 from epa.domain.port import VnicType
 from epa.hostnet.vf import VfConfig
 from epa.virt import DomainType, HostdevSpec, InterfaceSpec, InvalidDomainSpec, build_domain_xml, parse_domain_devices
+from support.guest_numa import guest_node_of
 
 A = PciAddress.parse
 SERVER_ID = "0d1e2f00-0000-4000-8000-00000000abcd"
@@ -85,11 +86,12 @@ def test_the_plan_has_every_claimed_device_in_its_place(nfv_sysfs: Path, devices
     assert spec.uuid == uuid.UUID(SERVER_ID) and spec.domain_type is DomainType.TEST
     assert (spec.vcpus, spec.memory_mb, spec.host_nodes) == (4, 2048, (0,))
     assert spec.host_cpus[0] == cells[0].cpus and not spec.guest_numa
-    assert spec.hostdevs == (HostdevSpec(A("0000:3d:01.1")), HostdevSpec(A("0000:3d:01.3")))
+    # Each passed-through device carries its host NUMA node (a multi-node guest places it by that).
+    assert spec.hostdevs == (HostdevSpec(A("0000:3d:01.1"), numa_node=0), HostdevSpec(A("0000:3d:01.3"), numa_node=0))
     assert spec.interfaces == (
-        InterfaceSpec(VnicType.DIRECT, A("0000:18:0a.1"), "fa:16:3e:00:00:01", 100),
+        InterfaceSpec(VnicType.DIRECT, A("0000:18:0a.1"), "fa:16:3e:00:00:01", 100, numa_node=0),
         InterfaceSpec(VnicType.MACVTAP, A("0000:18:02.2"), "fa:16:3e:00:00:02", netdev="ens785f0v2"),
-        InterfaceSpec(VnicType.DIRECT_PHYSICAL, A("0000:5e:00.0")),
+        InterfaceSpec(VnicType.DIRECT_PHYSICAL, A("0000:5e:00.0"), numa_node=1),
     )
     assert spec.metadata is not None and (spec.metadata.server_id, spec.metadata.flavor) == (SERVER_ID, "vnf.small")
     # The trusted direct port's VF: index 1 of ens785f1 (virtfn1), trusted, spoof checking off.
@@ -114,7 +116,7 @@ def test_a_device_tagged_managed_no_is_detached_by_the_agent(devices: dict[PciAd
     body = server(ports=[], devices=[{"address": "0000:af:00.0", "port": None}], host_nodes=[])
     plan = plan_server(body, devices, (), DomainType.TEST)
     assert plan.detach == (A("0000:af:00.0"),)
-    assert plan.spec.hostdevs == (HostdevSpec(A("0000:af:00.0"), managed=False),)
+    assert plan.spec.hostdevs == (HostdevSpec(A("0000:af:00.0"), managed=False, numa_node=1),)
     assert 'managed="no"' in build_domain_xml(plan.spec)
     teardown, warnings = plan_teardown(body, devices)
     assert teardown.reattach == (A("0000:af:00.0"),) and teardown.vf_resets == () and warnings == ()
@@ -131,6 +133,25 @@ def test_two_host_nodes_give_the_guest_two_cells(nfv_sysfs: Path, devices: dict[
     spec = plan_server(body, devices, read_host_facts(nfv_sysfs).numa_cells, DomainType.TEST).spec
     assert spec.host_nodes == (1, 0) and spec.guest_numa
     assert dict(spec.cpus_by_node) == {0: 2, 1: 2} and spec.vcpu_nodes() == (1, 1, 0, 0)
+
+
+def test_a_two_node_guest_gets_each_device_under_the_expander_of_its_guest_node(
+    nfv_sysfs: Path, devices: dict[PciAddress, Any]
+) -> None:
+    body = server(
+        host_nodes=[1, 0],
+        cells=[{"node": 0, "cpus": 2, "memory_mb": 1024}, {"node": 1, "cpus": 2, "memory_mb": 1024}],
+        flavor={"name": "wide", "vcpus": 4, "memory_mb": 2048, "numa_nodes": 2},
+        ports=[],
+        devices=[
+            {"address": "0000:3d:01.1", "request_index": 0, "request_label": "qat", "port": None},
+            {"address": "0000:af:00.0", "request_index": 1, "request_label": "t4", "port": None},
+        ],
+    )
+    xml = build_domain_xml(plan_server(body, devices, read_host_facts(nfv_sysfs).numa_cells, DomainType.TEST).spec)
+    # Host node 1 is guest node 0: the T4 (host node 1) goes under guest node 0's expander, the QAT VF
+    # (host node 0) under guest node 1's.
+    assert guest_node_of(xml) == {A("0000:af:00.0"): 0, A("0000:3d:01.1"): 1}
 
 
 def test_no_host_nodes_pins_nothing(devices: dict[PciAddress, Any]) -> None:

@@ -126,14 +126,14 @@ def test_alias_and_flavor_story(capsys: pytest.CaptureFixture[str], served: Serv
 
     flavor = admin_json(
         capsys, served, "flavor", "create", "vnf.small", "--vcpus", "4", "--ram", "8192",
-        "--pci", "qat:2, nic:1", "--numa-policy", "preferred", "--disk", "20",
+        "--pci", "qat:2, nic:1", "--numa-policy", "preferred", "--disk", "20", "--pci-group", "same_numa(qat,nic)",
     )  # fmt: skip
     assert flavor["pci_requests"] == [{"alias": "qat", "count": 2}, {"alias": "nic", "count": 1}]
-    assert flavor["disk_gb"] == 20
+    assert flavor["disk_gb"] == 20 and flavor["pci_group"] == "same_numa(qat, nic)"
     code, out, _ = epa(capsys, "flavor", "list", *creds)
     assert code == 0 and "vnf.small" in out and "qat:2, nic:1" in out
     code, out, _ = epa(capsys, "flavor", "show", "vnf.small", *creds)
-    assert "qat×2, nic×1" in out and "disk GB:      20" in out
+    assert "qat×2, nic×1" in out and "disk GB:      20" in out and "pci group:    same_numa(qat, nic)" in out
 
     code, _, err = epa(capsys, "flavor", "create", "bad", "--vcpus", "1", "--ram", "1", "--pci", "gpu:1", *creds)
     assert code == 2 and "gpu" in err and len(err.splitlines()) == 1

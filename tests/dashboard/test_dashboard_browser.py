@@ -143,3 +143,36 @@ def test_data_is_shown_as_text_never_as_html(cloud: Cloud, page: Any) -> None:
 def _path(cloud: Cloud, host: str, address: str) -> str:
     device = cloud.call("GET", f"/v1/hosts/{host}/devices/{address}")
     return " → ".join([*device["pcie_path"], address])
+
+
+def test_the_topology_picture_nests_nodes_roots_switches_and_pfs_and_lights_up_a_servers_group(
+    cloud: Cloud, page: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(cloud.url + "/")
+    page.fill("#token", cloud.admin)
+    page.click("#login-form button[type=submit]")
+    host = page.locator('#topology [data-topo-host="nfv-1"]')
+    # The QAT PFs sit behind the PCIe switch (upstream port 3b:00.0) on root complex pci0000:3a of node 0.
+    switch = host.locator('[data-node="0"] [data-root="pci0000:3a"] [data-switch="0000:3b:00.0"]')
+    expect(switch.locator('[data-pf="0000:3d:00.0"]')).to_have_count(1)
+    expect(switch.locator('[data-pf="0000:3f:00.0"]')).to_have_count(1)
+    # vnf-1 holds two QAT VFs and a VF of the physnet1 PF (on a root port, not behind the switch).
+    (vnf1,) = cloud.call("GET", "/v1/servers")["servers"]
+    held = [d["address"] for d in vnf1["devices"]]
+    for address in held:
+        square = host.locator(f'.topo-vf[data-address="{address}"]')
+        expect(square).to_have_attribute("data-status", "claimed")
+        expect(square).to_have_attribute("data-owner", vnf1["id"])
+    port_vf = next(d["address"] for d in vnf1["devices"] if d["port"] == 0)
+    expect(host.locator(f'[data-switch] .topo-vf[data-address="{port_vf}"]')).to_have_count(0)
+    expect(host.locator('[data-pf="0000:18:00.0"] .topo-label')).to_contain_text("1/8 VFs used")
+    # Pointing at one of the server's devices lights up all of them, and nothing else.
+    host.locator(f'.topo-vf[data-address="{held[0]}"]').hover()
+    lit = page.locator("#topology .topo-lit")
+    expect(lit).to_have_count(len(held))
+    assert sorted(lit.evaluate_all("els => els.map(e => e.dataset.address)")) == sorted(held)
+    shot = tmp_path / "topology.png"
+    page.locator("#topology").screenshot(path=str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

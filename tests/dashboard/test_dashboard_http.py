@@ -26,6 +26,7 @@ def test_page_is_served_without_a_token(cloud: Cloud, path: str) -> None:
     [
         ("dashboard.js", "text/javascript; charset=utf-8", "Authorization"),
         ("dashboard.css", "text/css; charset=utf-8", ".host-tree"),
+        ("topology.js", "text/javascript; charset=utf-8", "function renderTopology"),
     ],
 )
 def test_static_files_are_served_with_their_content_types(

@@ -38,6 +38,7 @@ def test_full_flavor_is_normalised_and_round_trips_to_json() -> None:
         "numa_nodes": 2,
         "disk_gb": None,
         "image": "deb",
+        "pci_group": "",
     }
     assert f.policy_for(ALIASES["t4"]) is NumaPolicy.REQUIRED
 

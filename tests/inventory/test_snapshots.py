@@ -46,8 +46,11 @@ def test_a_fresh_host(db: Database, nfv_report: HostReport) -> None:
     assert snap.vfs_in_use == ()
     by_address = {d.address: d for d in snap.free}
     assert by_address[VF0] == FreeDevice(
-        VF0, "8086", "154c", DevType.VF, 0, PF, (("physical_network", "physnet1"),), has_netdev=True
+        VF0, "8086", "154c", DevType.VF, 0, PF, (("physical_network", "physnet1"),), True, "pci0000:17", None
     )
+    # The QAT functions sit behind the simulated host's PCIe switch (upstream port 3b:00.0).
+    qat = [d for d in snap.free if d.product_id == "37c9" and d.numa_node == 0]
+    assert qat and {d.switch for d in qat} == {PciAddress.parse("0000:3b:00.0")}
     assert by_address[PF2_VF].has_netdev is False
     assert by_address[T4].dev_type is DevType.PCI and by_address[T4].numa_node == 1
     assert [d.address for d in snap.free] == sorted(by_address)
@@ -125,3 +128,18 @@ def test_host_versions(db: Database, nfv_report: HostReport) -> None:
     assert host_versions(db)["nfv-1"] == (2, 1)
     release(db, server)
     assert host_versions(db)["nfv-1"] == (2, 2)
+
+
+def test_a_switch_with_a_device_in_use_is_busy_until_the_device_is_released(
+    db: Database, nfv_report: HostReport
+) -> None:
+    seed(db, nfv_report, "nfv-1")
+    (fresh,) = load_snapshots(db)
+    assert fresh.busy_switches == frozenset()
+    qat = next(d.address for d in fresh.free if d.switch is not None)
+    server = take(db, "nfv-1", [qat])
+    (snap,) = load_snapshots(db)
+    assert snap.busy_switches == {PciAddress.parse("0000:3b:00.0")}
+    release(db, server)
+    (after,) = load_snapshots(db)
+    assert after.busy_switches == frozenset()

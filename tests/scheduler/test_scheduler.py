@@ -13,10 +13,12 @@ from hypothesis import strategies as st
 from epa.domain.address import PciAddress
 from epa.domain.alias import NumaPolicy
 from epa.domain.device import DevType
+from epa.domain.pci_group import Relation
 from epa.scheduler.host_state import Cell, HostState, Slot
-from epa.scheduler.request import DeviceRequest, Matcher, ServerRequest
+from epa.scheduler.request import DeviceRequest, GroupRequest, Matcher, ServerRequest
 from epa.scheduler.scheduler import Scheduler, SchedulerConfig
-from epa.scheduler.weigh import WeighConfig
+from epa.scheduler.search import relation_key
+from epa.scheduler.weigh import POLICIES, WeighConfig
 from epa.simulate.hosts import gpu_host, nfv_host, no_numa_host
 from support.sched import NOW, host_state
 
@@ -144,16 +146,25 @@ PARTS = ["a" * 64, "b" * 64, "c" * 64]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.integers(0, 10**6), st.integers(0, 6), st.sampled_from(list(NumaPolicy)), st.integers(1, 2), st.booleans())
+@given(
+    st.integers(0, 10**6),
+    st.integers(0, 6),
+    st.sampled_from(list(NumaPolicy)),
+    st.integers(1, 2),
+    st.sampled_from(POLICIES),
+    st.sampled_from([None, *Relation]),
+)
 def test_fast_selection_equals_full_evaluation(
-    seed: int, qat: int, policy: NumaPolicy, nodes: int, spread: bool
+    seed: int, qat: int, policy: NumaPolicy, nodes: int, weigher: str, relation: Relation | None
 ) -> None:
     rnd = random.Random(seed)
-    s = Scheduler(SchedulerConfig(weigh=WeighConfig(spread=spread), alternates=3))
+    s = Scheduler(SchedulerConfig(weigh=WeighConfig.policy(weigher), alternates=3))
     s.load([random_host(rnd, i) for i in range(40)])
     r = req(vcpus=rnd.randint(1, 12), memory_mb=rnd.randint(1, 9000), qat=qat, policy=policy, numa_nodes=nodes)
     # The image term too: the index's vectorised bonus must rank as the host-by-host weigher does.
     r = dataclasses.replace(r, image_parts=frozenset(rnd.sample(PARTS, rnd.randint(0, 2))))
+    if relation is not None and qat:  # a pci_group over the QAT request: the index must stay a necessary test
+        r = dataclasses.replace(r, groups=(GroupRequest(relation, (0,), relation.value + "(qat)"),))
     fast = s.select(r, NOW)
     full = s.explain(r, NOW)
     assert [x.placement.host for x in fast.ranked] == [x.placement.host for x in full.ranked[:3]]
@@ -169,6 +180,8 @@ def test_fast_selection_equals_full_evaluation(
         assert len(granted) == len(set(granted)) == qat
         parents = {host.free[a].parent_addr for a in granted}
         assert not any(a in parents for a in granted)
+        if r.groups and relation in (Relation.SAME_PF, Relation.SAME_NUMA):
+            assert len({relation_key(host.free[a], relation) for a in granted}) <= 1
 
 
 def test_index_turns_away_hosts_without_enough_devices_on_one_node(tmp_path: Path) -> None:
@@ -216,4 +229,5 @@ def test_a_salt_spreads_picks_over_equivalent_devices(tmp_path: Path) -> None:
     unsalted = Scheduler()
     unsalted.load([host])
     (vf,) = unsalted.select(req(qat=1, policy=NumaPolicy.REQUIRED), NOW).ranked[0].placement.all_devices
-    assert vf == min(a for a, slot in host.free.items() if slot.product_id == "37c9" and slot.numa_node == 0)
+    # Unsalted: the lowest address of the pool the search chose (the PF on node 1, which breaks no switch).
+    assert vf == min(a for a, slot in host.free.items() if slot.parent_addr == host.free[vf].parent_addr)

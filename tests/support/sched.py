@@ -10,6 +10,7 @@ from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.device_spec import classify, parse_device_specs
 from epa.domain.host import parse_cpulist
+from epa.domain.pci_group import switch_of
 from epa.scheduler.host_state import Cell, HostState, Slot
 from epa.simulate.model import SimHost
 from epa.simulate.sysfs_tree import render_sysfs
@@ -53,6 +54,8 @@ def host_state(
             parent_addr=c.device.parent_addr,
             tags=tuple(sorted(c.tags.items())),
             has_netdev=bool(c.device.netdevs),
+            root=c.device.pci_root,
+            switch=switch_of(c.device.pcie_path),
         )
         for c in classified
         if c.assignable and c.device.address not in used and c.device.address not in blocked
@@ -70,4 +73,5 @@ def host_state(
         free,
         vfs_in_use,
         sum(1 for c in classified if c.assignable),
+        busy_switches={s for a in used if (s := switch_of(by_addr[a].device.pcie_path)) is not None},
     )

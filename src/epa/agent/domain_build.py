@@ -216,10 +216,11 @@ def plan_server(
     for item in claimed:
         device = _device(devices, item.address, server)
         is_managed = managed(device)
+        node = device.device.numa_node  # puts it on the matching guest node (virt.domain_xml)
         if not is_managed:
             detach.append(item.address)
         if item.port is None:
-            hostdevs.append(HostdevSpec(item.address, managed=is_managed))
+            hostdevs.append(HostdevSpec(item.address, managed=is_managed, numa_node=node))
             continue
         if not 0 <= item.port < len(ports):
             raise ServerBuildError(f"{where}: device {item.address} backs port {item.port}, which does not exist")
@@ -231,9 +232,11 @@ def plan_server(
                     pf_ifname, index, mac=port.mac, vlan=port.vlan or 0, trusted=port.trusted, spoofchk=not port.trusted
                 )
             )
-            interfaces.append(InterfaceSpec(VnicType.DIRECT, item.address, port.mac, port.vlan, managed=is_managed))
+            interfaces.append(
+                InterfaceSpec(VnicType.DIRECT, item.address, port.mac, port.vlan, managed=is_managed, numa_node=node)
+            )
         elif port.vnic_type is VnicType.DIRECT_PHYSICAL:
-            interfaces.append(InterfaceSpec(VnicType.DIRECT_PHYSICAL, item.address, managed=is_managed))
+            interfaces.append(InterfaceSpec(VnicType.DIRECT_PHYSICAL, item.address, managed=is_managed, numa_node=node))
         else:
             netdev = device.device.netdev
             if netdev is None:

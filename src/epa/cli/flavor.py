@@ -35,6 +35,12 @@ def flavor() -> None:
     help="Root disk size in GiB (at least the image's virtual size); default: the image's.",
 )
 @click.option("--image", default=None, metavar="NAME", help="What its servers boot when a create names no image.")
+@click.option(
+    "--pci-group",
+    default=None,
+    metavar="'RELATION(MEMBER, ...); ...'",
+    help="Where its devices sit in the PCIe tree, e.g. 'same_switch(gpu, port:0); distinct_pf(port:0, port:1)'.",
+)
 @json_option
 @with_client
 def create_flavor(
@@ -47,6 +53,7 @@ def create_flavor(
     numa_nodes: int | None,
     disk_gb: int | None,
     image: str | None,
+    pci_group: str | None,
     as_json: bool,
 ) -> None:
     """Create a flavor; the server checks the PCI request syntax and that its aliases exist."""
@@ -61,6 +68,8 @@ def create_flavor(
         body["disk_gb"] = disk_gb
     if image is not None:
         body["image"] = image
+    if pci_group is not None:
+        body["pci_group"] = pci_group
     created = api.create_flavor(body)
     if as_json:
         echo_json(created)
@@ -103,6 +112,7 @@ def show_flavor(api: ApiClient, name: str, as_json: bool) -> None:
                 ("numa nodes", f.get("numa_nodes")),
                 ("disk GB", f.get("disk_gb") or "the image's size"),
                 ("image", f.get("image") or "none (a server names its own)"),
+                ("pci group", f.get("pci_group") or "none"),
             ]
         )
     )

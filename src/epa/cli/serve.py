@@ -16,7 +16,7 @@ from epa.errors import InvalidInput
 from epa.inventory import Database
 from epa.inventory.tokens import create_admin_token, ensure_admin_token
 from epa.scheduler.scheduler import SchedulerConfig
-from epa.scheduler.weigh import WeighConfig
+from epa.scheduler.weigh import POLICIES, WeighConfig
 from epa.service.scheduling import ServiceConfig
 
 DEFAULT_PORT = 8700
@@ -73,10 +73,11 @@ def write_secret(path: Path, secret: str) -> None:
 )
 @click.option(
     "--weigher",
-    type=click.Choice(["spread", "pack"]),
+    type=click.Choice(POLICIES),
     default="spread",
     show_default=True,
-    help="Spread servers over the emptiest hosts, or pack them onto the fullest that fit.",
+    help="Spread servers over the emptiest hosts, pack them onto the fullest that fit, or pack them and "
+    "keep whole PFs and PCIe switches whole (fragmentation).",
 )
 @click.option("--cpu-allocation-ratio", type=click.FloatRange(min=0.1, max=64.0), default=1.0, show_default=True)
 @click.option("--ram-allocation-ratio", type=click.FloatRange(min=0.1, max=4.0), default=1.0, show_default=True)
@@ -163,7 +164,7 @@ def serve(
     scheme = "https" if tls_cert else "http"
     click.echo(f"epa: serving {scheme}://{listen}:{port} (API docs at /docs) on {db.url_for_display}")
     config = ServiceConfig(
-        scheduler=SchedulerConfig(weigh=WeighConfig(spread=weigher == "spread"), alive_seconds=agent_timeout),
+        scheduler=SchedulerConfig(weigh=WeighConfig.policy(weigher), alive_seconds=agent_timeout),
         cpu_allocation_ratio=cpu_allocation_ratio,
         ram_allocation_ratio=ram_allocation_ratio,
     )

@@ -4,7 +4,8 @@ The PCI requests are Nova's ``pci_passthrough:alias`` text; a flavor's ``numa_po
 overrides the NUMA policy of every alias it names (Nova's ``hw:pci_numa_affinity_policy``). ``disk_gb``,
 when set, is the size of a disk image server's root disk in GiB (never smaller than its image's virtual
 size: the agent refuses that on the server); unset, the root disk is the image's virtual size. ``image``,
-when set, is what a server of this flavor boots when its create names no image."""
+when set, is what a server of this flavor boots when its create names no image. ``pci_group`` says how
+its devices must sit in the host's PCIe tree (``epa.domain.pci_group``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from epa.domain.alias import Alias, NumaPolicy, PciRequest, parse_pci_requests
 from epa.domain.names import NAME_PATTERN, check_name, is_valid_name, shown
+from epa.domain.pci_group import PCI_GROUP_KEY, PciGroup, format_pci_groups, parse_pci_groups
 
 __all__ = ["NAME_PATTERN", "Flavor", "InvalidFlavor", "check_name", "format_pci_requests", "is_valid_name"]
 from epa.errors import InvalidInput
@@ -23,7 +25,7 @@ MAX_MEMORY_MB = 16 * 1024 * 1024  # 16 TiB
 MAX_NUMA_NODES = 8
 MAX_DISK_GB = 64 * 1024  # 64 TiB: the largest root disk a flavor may ask for
 PCI_ALIAS_KEY = "pci_passthrough:alias"
-_KEYS = ("name", "vcpus", "memory_mb", PCI_ALIAS_KEY, "numa_policy", "numa_nodes", "disk_gb", "image")
+_KEYS = ("name", "vcpus", "memory_mb", PCI_ALIAS_KEY, "numa_policy", "numa_nodes", "disk_gb", "image", PCI_GROUP_KEY)
 
 
 class InvalidFlavor(InvalidInput):
@@ -55,6 +57,8 @@ class Flavor:
     numa_nodes: int = 1
     disk_gb: int | None = None
     image: str | None = None
+    pci_group: str = ""
+    pci_groups: tuple[PciGroup, ...] = ()
 
     def __post_init__(self) -> None:
         check_name(self.name, "flavor", InvalidFlavor)
@@ -73,6 +77,19 @@ class Flavor:
                 f"flavor {self.name}: {PCI_ALIAS_KEY} ({self.pci_alias!r}) does not match its "
                 f"pci_requests ({format_pci_requests(self.pci_requests)!r})"
             )
+        if format_pci_groups(self.pci_groups) != self.pci_group:
+            raise InvalidFlavor(
+                f"flavor {self.name}: {PCI_GROUP_KEY} ({self.pci_group!r}) does not match its "
+                f"pci_groups ({format_pci_groups(self.pci_groups)!r})"
+            )
+        requested = {r.alias for r in self.pci_requests}
+        for group in self.pci_groups:
+            missing = [m for m in group.members if not m.startswith("port:") and m not in requested]
+            if missing:
+                raise InvalidFlavor(
+                    f"flavor {self.name}: {PCI_GROUP_KEY} ({self.pci_group!r}) names alias {missing[0]!r}, "
+                    f"which its {PCI_ALIAS_KEY} does not request"
+                )
 
     @classmethod
     def parse(cls, obj: Mapping[str, Any], known_aliases: Mapping[str, Alias]) -> Flavor:
@@ -106,6 +123,11 @@ class Flavor:
         image = obj.get("image")
         if image is not None:
             check_name(image, f"flavor {name}: image", InvalidFlavor)
+        try:
+            raw_group = obj.get(PCI_GROUP_KEY)
+            groups = parse_pci_groups("" if raw_group is None else raw_group, {r.alias for r in requests})
+        except InvalidInput as e:
+            raise InvalidFlavor(f"flavor {name}: {e}") from e
         return cls(
             name=name,
             vcpus=_int_in("vcpus", obj["vcpus"], 1, MAX_VCPUS),
@@ -116,6 +138,8 @@ class Flavor:
             numa_nodes=_int_in("numa_nodes", 1 if numa_nodes is None else numa_nodes, 1, MAX_NUMA_NODES),
             disk_gb=None if disk_gb is None else _int_in("disk_gb", disk_gb, 1, MAX_DISK_GB),
             image=image,
+            pci_group=format_pci_groups(groups),
+            pci_groups=groups,
         )
 
     def policy_for(self, alias: Alias) -> NumaPolicy:
@@ -133,4 +157,5 @@ class Flavor:
             "numa_nodes": self.numa_nodes,
             "disk_gb": self.disk_gb,
             "image": self.image,
+            PCI_GROUP_KEY: self.pci_group,
         }

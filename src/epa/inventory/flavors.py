@@ -6,22 +6,26 @@ from sqlalchemy import delete, insert, select
 
 from epa.domain.alias import NumaPolicy, parse_pci_requests
 from epa.domain.flavor import Flavor, InvalidFlavor
+from epa.domain.pci_group import parse_pci_groups
 from epa.errors import Conflict, NotFound
 from epa.inventory.db import Database
 from epa.inventory.schema import AliasRow, FlavorAliasRow, FlavorRow
 
 
 def _to_flavor(row: FlavorRow) -> Flavor:
+    requests = parse_pci_requests(row.pci_alias)
     return Flavor(
         name=row.name,
         vcpus=row.vcpus,
         memory_mb=row.memory_mb,
         pci_alias=row.pci_alias,
-        pci_requests=parse_pci_requests(row.pci_alias),
+        pci_requests=requests,
         numa_policy=NumaPolicy(row.numa_policy) if row.numa_policy is not None else None,
         numa_nodes=row.numa_nodes,
         disk_gb=row.disk_gb,
         image=row.image,
+        pci_group=row.pci_group,
+        pci_groups=parse_pci_groups(row.pci_group, {r.alias for r in requests}),
     )
 
 
@@ -45,6 +49,7 @@ def create_flavor(db: Database, flavor: Flavor) -> Flavor:
             numa_nodes=flavor.numa_nodes,
             disk_gb=flavor.disk_gb,
             image=flavor.image,
+            pci_group=flavor.pci_group,
         )
         session.add(row)
         session.flush()

@@ -217,6 +217,8 @@ class FlavorRow(Base):
     disk_gb: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The image a server of this flavor boots when its create names none (checked then, not here).
     image: Mapped[str | None] = mapped_column(name_type(63), nullable=True)
+    # The flavor's pci_group text (epa.domain.pci_group); empty: no topology constraints.
+    pci_group: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class FlavorAliasRow(Base):

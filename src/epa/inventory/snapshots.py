@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from epa.domain.address import PciAddress
 from epa.domain.device import DevType
+from epa.domain.pci_group import switch_of
 from epa.domain.status import DeviceStatus
 from epa.inventory.db import Database
 from epa.inventory.records import ServerStatus
@@ -54,6 +55,9 @@ class FreeDevice:
     parent_addr: PciAddress | None
     tags: TagPairs
     has_netdev: bool
+    # Where it sits in the PCIe tree: its root complex and the switch it is behind (None: none).
+    root: str | None = None
+    switch: PciAddress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,8 @@ class HostSnapshot:
     assignable: int
     # sha256 of the image parts the host's agent last said its cache holds.
     images: frozenset[str] = frozenset()
+    # PCIe switches with an assignable device that is claimed or allocated.
+    busy_switches: frozenset[PciAddress] = frozenset()
 
 
 def host_versions(db: Database) -> dict[str, tuple[int, int]]:
@@ -169,6 +175,8 @@ def _load(session: Session, names: Sequence[str] | None) -> list[HostSnapshot]:
         DeviceRow.assignable,
         DeviceRow.status,
         DeviceRow.vanished,
+        DeviceRow.pci_root,
+        DeviceRow.pcie_path,
     ).where(
         DeviceRow.status != DeviceStatus.REMOVED.value,
         or_(
@@ -198,6 +206,7 @@ def _load(session: Session, names: Sequence[str] | None) -> list[HostSnapshot]:
                 vfs_in_use=tuple(sorted(found.vfs_in_use.items())),
                 assignable=found.assignable,
                 images=frozenset(str(p["sha256"]) for p in (h.images or {}).get("parts", [])),
+                busy_switches=frozenset(found.busy_switches),
             )
         )
     return out
@@ -210,10 +219,14 @@ class _Devices:
         self.free: list[FreeDevice] = []
         self.vfs_in_use: dict[PciAddress, int] = {}
         self.assignable = 0
+        self.busy_switches: set[PciAddress] = set()
 
     def add(self, row: Any) -> None:
+        switch = switch_of([PciAddress.parse(a) for a in row.pcie_path or ()])
         if row.assignable:
             self.assignable += 1
+            if switch is not None and row.status in _IN_USE:
+                self.busy_switches.add(switch)
         if row.status in _IN_USE and row.dev_type == DevType.VF.value and row.parent_addr:
             pf = PciAddress.parse(row.parent_addr)
             self.vfs_in_use[pf] = self.vfs_in_use.get(pf, 0) + 1
@@ -228,5 +241,7 @@ class _Devices:
                     parent_addr=PciAddress.parse(row.parent_addr) if row.parent_addr else None,
                     tags=tuple(sorted(row.tags.items())),
                     has_netdev=bool(row.netdevs),
+                    root=row.pci_root,
+                    switch=switch,
                 )
             )

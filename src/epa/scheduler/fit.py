@@ -1,24 +1,34 @@
 """Fit one server request on one host: guest NUMA cells for its CPUs and memory, and devices for its
-requests under their NUMA policies, never granting a PF together with one of its own VFs.
+requests under their NUMA policies and the flavor's ``pci_group`` relations, never granting a PF
+together with one of its own VFs.
 
-The search is bounded: cell combinations of the guest's node count (hosts have few cells), and for
-the devices a greedy pick per request in a few request orders (at most ``MAX_ORDERS``)."""
+The search is bounded: cell combinations of the guest's node count (hosts have few cells), and for the
+devices ``scheduler.search``'s branch-and-bound, which stops after ``search.MAX_STEPS`` branches."""
 
 from __future__ import annotations
 
 import itertools
-import zlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from epa.domain.address import PciAddress
 from epa.domain.alias import NumaPolicy
 from epa.domain.device import DevType
-from epa.scheduler.host_state import HostState, Pool, Slot
-from epa.scheduler.request import DeviceRequest, ServerRequest
+from epa.domain.pci_group import Relation
+from epa.scheduler.host_state import HostState, Pool
+from epa.scheduler.request import DeviceRequest, GroupRequest, ServerRequest
+from epa.scheduler.search import MAX_STEPS, Costs, Found, relation_key, search
 
-MAX_ORDERS = 24
 MAX_REASONS = 3
+# Device-search steps one fit may take over all its NUMA node combinations (each search takes at most
+# search.MAX_STEPS): a host of many nodes and devices costs a bounded time, not one search per combination.
+FIT_STEPS = 4 * MAX_STEPS
+
+
+@dataclass(slots=True)
+class _Spent:
+    steps: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +43,9 @@ class Placement:
     memory_by_node: dict[int, int]
     devices: tuple[tuple[PciAddress, ...], ...]
     affinity_misses: int = 0
+    # What the device choice costs the host's free capacity (scheduler.search: remote devices, whole
+    # PFs split, whole switches opened).
+    cost: int = 0
 
     @property
     def all_devices(self) -> tuple[PciAddress, ...]:
@@ -74,74 +87,17 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-class _Picker:
-    """Greedy device choice for one cell combination and one order of the requests."""
-
-    def __init__(self, host: HostState, nodes: set[int], salt: int = 0) -> None:
-        self.host = host
-        self.nodes = nodes
-        self.salt = salt
-        self.taken: set[PciAddress] = set()
-        self.whole_pfs: set[PciAddress] = set()
-        self.split_here: dict[PciAddress, int] = {}
-        self.misses = 0
-
-    def _usable(self, slot: Slot) -> bool:
-        if slot.address in self.taken:
-            return False
-        if slot.dev_type is DevType.PF and slot.address in self.split_here:
-            return False  # we already gave one of its VFs away in this placement
-        return not (slot.parent_addr is not None and slot.parent_addr in self.whole_pfs)
-
-    def _rank(self, pool: Pool) -> tuple[int, int, int]:
-        numa = pool.numa_node
-        affine = 0 if numa is not None and numa in self.nodes else (1 if numa is None else 2)
-        parent = pool.parent_addr
-        if parent is None:
-            return (affine, 0, 0)
-        # Keep whole PFs free for direct-physical: take VFs from PFs that are already split, then from
-        # the PF with the fewest free VFs left.
-        split = self.host.vfs_in_use.get(parent, 0) + self.split_here.get(parent, 0)
-        return (affine, 0 if split else 1, pool.count)
-
-    def _offset(self, pool: Pool) -> int:
-        """Which of a pool's equivalent devices to take. Salt 0: the lowest address. Another salt (one per
-        API process) spreads processes over the pool, so that two of them scheduling from the same view
-        rarely race for the same VF; the same salt always gives the same choice."""
-        if not self.salt:
-            return 0
-        return zlib.crc32(f"{self.salt}/{self.host.name}/{pool.key}".encode())
-
-    def pick(self, pools: list[Pool], count: int) -> list[PciAddress] | None:
-        out: list[PciAddress] = []
-        for _ in range(count):
-            chosen: Slot | None = None
-            for pool in sorted(pools, key=lambda p: (self._rank(p), p.slots[0].address)):
-                usable = [s for s in pool.slots if self._usable(s)]
-                if usable:
-                    chosen = usable[self._offset(pool) % len(usable)]
-                    break
-            if chosen is None:
-                return None
-            self.taken.add(chosen.address)
-            if chosen.dev_type is DevType.PF:
-                self.whole_pfs.add(chosen.address)
-            if chosen.parent_addr is not None:
-                self.split_here[chosen.parent_addr] = self.split_here.get(chosen.parent_addr, 0) + 1
-            if chosen.numa_node is not None and chosen.numa_node not in self.nodes:
-                self.misses += 1  # known to be remote; unknown affinity is not counted
-            out.append(chosen.address)
-        return out
-
-
 def _assign(
     host: HostState,
-    requests: Sequence[DeviceRequest],
+    request: ServerRequest,
     eligible: Sequence[list[Pool]],
     nodes: tuple[int, ...],
-    salt: int = 0,
-) -> tuple[tuple[tuple[PciAddress, ...], ...], int] | str:
+    salt: int,
+    costs: Costs,
+    spent: _Spent,
+) -> Found | str:
     """Devices for every request on these guest nodes, or the reason there are none."""
+    requests = request.devices
     node_set = set(nodes)
     sockets = {s for n in nodes if (s := host.socket_of(n)) is not None}
     allowed: list[list[Pool]] = []
@@ -154,21 +110,69 @@ def _assign(
                 f"{req.count} requested (policy {req.numa_policy.value})"
             )
         allowed.append(ok)
-    # Scarcest first; other orders only when the greedy pick fails (PF/VF conflicts, shared pools).
-    first = sorted(range(len(requests)), key=lambda i: sum(p.count for p in allowed[i]) - requests[i].count)
-    orders = itertools.islice(itertools.chain([tuple(first)], itertools.permutations(range(len(requests)))), MAX_ORDERS)
-    for order in orders:
-        picker = _Picker(host, node_set, salt)
-        chosen: dict[int, list[PciAddress]] = {}
-        for i in order:
-            got = picker.pick(allowed[i], requests[i].count)
-            if got is None:
-                break
-            chosen[i] = got
-        else:
-            return tuple(tuple(chosen[i]) for i in range(len(requests))), picker.misses
+    found = search(host, requests, allowed, request.groups, node_set, salt, costs=costs)
+    spent.steps += found.steps
+    if found.devices is not None:
+        return found
+    return _why_none(host, request, allowed, node_set, found)
+
+
+def _why_none(
+    host: HostState, request: ServerRequest, allowed: Sequence[list[Pool]], nodes: set[int], found: Found
+) -> str:
+    """Why the search found nothing: the PF/VF rule alone, one ``pci_group`` relation (with the nearest
+    match on this host), or the relations together."""
+    requests = request.devices
+    bounded = f" (the search stopped after {found.steps} steps)" if found.exhausted else ""
     labels = ", ".join(r.label for r in requests)
-    return f"the free devices cannot serve {labels} together (a PF and its own VFs are never both granted)"
+    alone = search(host, requests, allowed, (), nodes) if request.groups else found
+    if alone.devices is None:
+        return f"the free devices cannot serve {labels} together (a PF and its own VFs are never both granted){bounded}"
+    for group in request.groups:
+        if search(host, requests, allowed, (group,), nodes).devices is None:
+            return f"pci_group {group.text}: {nearest(group, requests, allowed)}{bounded}"
+    texts = "; ".join(g.text for g in request.groups)
+    return f"pci_group {texts}: each relation can be met, but not all together{bounded}"
+
+
+def nearest(group: GroupRequest, requests: Sequence[DeviceRequest], allowed: Sequence[list[Pool]]) -> str:
+    """How close this host comes to ``group``: the best-stocked switch (root complex, NUMA node, PF), or
+    how many distinct PFs have a free device."""
+    need = sum(requests[i].count for i in group.members)
+    what = ", ".join(requests[i].label for i in group.members)
+    noun = group.relation.noun
+    if group.relation is Relation.DISTINCT_PF:
+        pfs = {k for i in group.members for p in allowed[i] for s in p.slots if (k := relation_key(s, group.relation))}
+        plain = sum(
+            1 for i in group.members for p in allowed[i] for s in p.slots if relation_key(s, group.relation) is None
+        )
+        return f"{need} devices ({what}) on distinct PFs needed; {len(pfs)} PFs have a free one" + (
+            f" and {plain} free devices are on no PF" if plain else ""
+        )
+    have: Counter[str] = Counter()
+    for i in group.members:
+        per: Counter[str] = Counter()
+        for p in allowed[i]:
+            for s in p.slots:
+                k = relation_key(s, group.relation)
+                if k is not None:
+                    per[str(k)] += 1
+        for k, n in per.items():
+            have[k] += min(n, requests[i].count)
+    if not have:
+        return f"no free device of {what} is under any {noun}"
+    key, best = min(have.items(), key=lambda kv: (-kv[1], kv[0]))
+    return f"no {noun} holds all {need} devices ({what}); nearest: {noun} {key} holds {best}"
+
+
+def _unwanted(host: HostState, nodes: tuple[int, ...], taken: tuple[tuple[PciAddress, ...], ...]) -> int:
+    """Free whole devices (PFs, devices without SR-IOV) on ``nodes`` that the placement does not take:
+    the server's CPUs and memory there are CPUs and memory those devices' future servers cannot have."""
+    whole = host.whole_free_by_node()
+    mine = sum(
+        1 for group in taken for a in group if (s := host.free[a]).dev_type is not DevType.VF and s.numa_node in nodes
+    )
+    return sum(whole.get(n, 0) for n in nodes) - mine
 
 
 def eligible_pools(host: HostState, request: ServerRequest) -> list[list[Pool]]:
@@ -191,6 +195,7 @@ def fit(
     alive_seconds: float,
     spread: bool = True,
     salt: int = 0,
+    costs: Costs = Costs(),  # noqa: B008 - frozen, shared safely
 ) -> Placement | Rejection:
     """Place ``request`` on ``host`` or say, in words, why it cannot go there."""
     name = host.name
@@ -220,7 +225,17 @@ def fit(
     # Inside a host, spread puts the guest on the emptiest cells, pack on the fullest that fit.
     combos.sort(key=lambda c: (sum(host.cells[n].free_memory_mb for n in c) * (-1 if spread else 1), c))
     reasons: list[str] = []
-    for combo in combos:
+    best: Placement | None = None
+    # The cheapest device choice over the cells that fit (scheduler.search's cost: remote devices, whole
+    # PFs and switches broken); among equals, the first in spread/pack order.
+    spent = _Spent()
+    for tried, combo in enumerate(combos):
+        if spent.steps >= FIT_STEPS:
+            if best is None:
+                reasons.append(
+                    f"the device search stopped after {spent.steps} steps, {tried} of {len(combos)} node sets tried"
+                )
+            break
         short = next(
             (
                 f"NUMA node {n} has {host.cells[n].free_cpus} free vCPUs and {host.cells[n].free_memory_mb} MB, "
@@ -233,19 +248,25 @@ def fit(
         if short is not None:
             reasons.append(short)
             continue
-        result = _assign(host, request.devices, eligible, combo, salt)
+        result = _assign(host, request, eligible, combo, salt, costs, spent)
         if isinstance(result, str):
             reasons.append(result)
             continue
-        devices, misses = result
-        return Placement(
-            host=name,
-            nodes=combo,
-            cpus_by_node=dict(zip(combo, cpus, strict=True)),
-            memory_by_node=dict(zip(combo, memory, strict=True)),
-            devices=devices,
-            affinity_misses=misses,
-        )
+        cost = result.cost + costs.reserve * _unwanted(host, combo, result.devices or ())
+        if best is None or cost < best.cost:
+            best = Placement(
+                host=name,
+                nodes=combo,
+                cpus_by_node=dict(zip(combo, cpus, strict=True)),
+                memory_by_node=dict(zip(combo, memory, strict=True)),
+                devices=result.devices or (),
+                affinity_misses=result.misses,
+                cost=cost,
+            )
+        if best.cost == 0:
+            break
+    if best is not None:
+        return best
     unique = list(dict.fromkeys(reasons))
     more = f" (and {len(unique) - MAX_REASONS} more)" if len(unique) > MAX_REASONS else ""
     return Rejection(name, "; ".join(unique[:MAX_REASONS]) + more)

@@ -44,6 +44,10 @@ class Slot:
     parent_addr: PciAddress | None
     tags: TagPairs = ()
     has_netdev: bool = False
+    # Its root complex (``pci0000:3a``) and the upstream port of the PCIe switch it sits behind
+    # (epa.domain.pci_group.switch_of; None: right under a root port).
+    root: str | None = None
+    switch: PciAddress | None = None
 
     @property
     def pool_key(self) -> PoolKey:
@@ -55,6 +59,8 @@ class Slot:
             self.parent_addr,
             self.tags,
             self.has_netdev,
+            self.root,
+            self.switch,
         )
 
     @property
@@ -63,7 +69,7 @@ class Slot:
         return (self.vendor_id, self.product_id, self.dev_type, self.tags, self.has_netdev)
 
 
-PoolKey = tuple[str, str, DevType, int | None, PciAddress | None, TagPairs, bool]
+PoolKey = tuple[str, str, DevType, int | None, PciAddress | None, TagPairs, bool, str | None, PciAddress | None]
 Signature = tuple[str, str, DevType, TagPairs, bool]
 
 
@@ -86,12 +92,21 @@ class Pool:
     def parent_addr(self) -> PciAddress | None:
         return self.key[4]
 
+    @property
+    def root(self) -> str | None:
+        return self.key[7]
+
+    @property
+    def switch(self) -> PciAddress | None:
+        return self.key[8]
+
 
 @dataclass(slots=True)
 class HostState:
     """``free`` holds the assignable devices whose status is ``available``; ``vfs_in_use`` counts, per
     PF, its VFs that are claimed or allocated (such a PF is already split, so more VFs are best taken
-    from it); ``assignable`` counts all assignable devices, free or not."""
+    from it); ``assignable`` counts all assignable devices, free or not; ``busy_switches`` are the PCIe
+    switches with a device in use (the others are whole, kept for groups where possible)."""
 
     name: str
     enabled: bool
@@ -102,7 +117,9 @@ class HostState:
     assignable: int = 0
     # sha256 of the image parts the host's agent says its cache holds.
     images: frozenset[str] = frozenset()
+    busy_switches: set[PciAddress] = field(default_factory=set)
     _pools: list[Pool] | None = None
+    _whole: dict[int | None, int] | None = None
 
     @classmethod
     def build(
@@ -115,6 +132,7 @@ class HostState:
         vfs_in_use: Mapping[PciAddress, int],
         assignable: int,
         images: Iterable[str] = (),
+        busy_switches: Iterable[PciAddress] = (),
     ) -> HostState:
         return cls(
             name,
@@ -125,6 +143,7 @@ class HostState:
             dict(vfs_in_use),
             assignable,
             frozenset(images),
+            set(busy_switches),
         )
 
     def holds_image(self, request: ServerRequest) -> bool:
@@ -155,6 +174,16 @@ class HostState:
             self._pools = [Pool(k, v) for k, v in grouped.items()]
         return self._pools
 
+    def whole_free_by_node(self) -> dict[int | None, int]:
+        """Free whole devices (PFs, devices without SR-IOV) per NUMA node (cached until ``take``)."""
+        if self._whole is None:
+            counts: dict[int | None, int] = {}
+            for slot in self.free.values():
+                if slot.dev_type is not DevType.VF:
+                    counts[slot.numa_node] = counts.get(slot.numa_node, 0) + 1
+            self._whole = counts
+        return self._whole
+
     def signature_counts(self) -> dict[Signature, int]:
         counts: dict[Signature, int] = {}
         for slot in self.free.values():
@@ -167,6 +196,8 @@ class HostState:
         """Account a placement locally (the database is the truth; this keeps the view close to it)."""
         for addr in addresses:
             slot = self.free.pop(addr)
+            if slot.switch is not None:
+                self.busy_switches.add(slot.switch)
             if slot.dev_type is DevType.VF and slot.parent_addr is not None:
                 self.vfs_in_use[slot.parent_addr] = self.vfs_in_use.get(slot.parent_addr, 0) + 1
                 self.free.pop(slot.parent_addr, None)  # the PF is unavailable while a VF is used
@@ -178,3 +209,4 @@ class HostState:
         for node, n in memory_by_node.items():
             self.cells[node].used_memory_mb += n
         self._pools = None
+        self._whole = None

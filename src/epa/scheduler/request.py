@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from epa.domain.alias import Alias, NumaPolicy
 from epa.domain.device import DevType
 from epa.domain.flavor import Flavor
+from epa.domain.pci_group import PCI_GROUP_KEY, Relation
 from epa.domain.port import Port, VnicType
 from epa.errors import InvalidInput
 
@@ -63,6 +64,15 @@ class DeviceRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupRequest:
+    """A ``pci_group`` relation over device requests: ``members`` index ``ServerRequest.devices``."""
+
+    relation: Relation
+    members: tuple[int, ...]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class ServerRequest:
     vcpus: int
     memory_mb: int
@@ -71,6 +81,7 @@ class ServerRequest:
     # sha256 of each part of the image the server boots (empty: none): hosts whose cache holds them all
     # are preferred, all else equal (weigh.host_score).
     image_parts: frozenset[str] = frozenset()
+    groups: tuple[GroupRequest, ...] = ()
 
     @property
     def wants_devices(self) -> bool:
@@ -110,8 +121,34 @@ def build_request(flavor: Flavor, aliases: Mapping[str, Alias], ports: Sequence[
         devices.append(
             DeviceRequest(f"alias {alias.name}", req.count, alternatives, flavor.numa_policy or alias.numa_policy)
         )
+    first_port = len(devices)
     for i, port in enumerate(ports):
         devices.append(port_request(i, port, flavor.numa_policy or NumaPolicy.LEGACY))
     return ServerRequest(
-        vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, numa_nodes=flavor.numa_nodes, devices=tuple(devices)
+        vcpus=flavor.vcpus,
+        memory_mb=flavor.memory_mb,
+        numa_nodes=flavor.numa_nodes,
+        devices=tuple(devices),
+        groups=_groups(flavor, first_port, len(ports)),
     )
+
+
+def _groups(flavor: Flavor, first_port: int, ports: int) -> tuple[GroupRequest, ...]:
+    """The flavor's ``pci_group`` over this server's requests; a ``port:N`` past its ports is refused."""
+    by_alias = {r.alias: i for i, r in enumerate(flavor.pci_requests)}
+    out: list[GroupRequest] = []
+    for group in flavor.pci_groups:
+        members: list[int] = []
+        for member in group.members:
+            if member.startswith("port:"):
+                n = int(member[5:])
+                if n >= ports:
+                    raise InvalidInput(
+                        f"flavor {flavor.name}: {PCI_GROUP_KEY} ({flavor.pci_group!r}) names {member}, "
+                        f"but the server has {ports} port(s)"
+                    )
+                members.append(first_port + n)
+            else:
+                members.append(by_alias[member])
+        out.append(GroupRequest(group.relation, tuple(members), group.text))
+    return tuple(out)

@@ -8,9 +8,14 @@
   in free capacity).
 - Affinity: a placement whose ``preferred``/``socket`` devices sit off the guest's NUMA nodes ranks below
   one where they are local.
+- Fragmentation (``fragmentation_multiplier``, 0 unless the ``fragmentation`` policy is chosen): a
+  placement that splits a whole PF or opens a whole PCIe switch (``scheduler.search``'s cost) ranks
+  below one on a host where the server's devices break nothing new, so whole PFs stay for
+  ``direct-physical`` and whole switches for ``pci_group`` servers.
 
 ``host_score`` depends only on the host and the request (not on which cells or devices fit was chosen),
-so the index can compute it for every host at once; ``placement_score`` subtracts the affinity term."""
+so the index can compute it for every host at once; ``placement_score`` subtracts the affinity and
+fragmentation terms."""
 
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ from dataclasses import dataclass
 from epa.scheduler.fit import Placement
 from epa.scheduler.host_state import HostState
 from epa.scheduler.request import ServerRequest
+from epa.scheduler.search import AFFINITY, SPLIT
+
+POLICIES = ("spread", "pack", "fragmentation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +37,17 @@ class WeighConfig:
     pci_multiplier: float = 1.0
     affinity_multiplier: float = 10.0
     image_multiplier: float = 0.1
+    fragmentation_multiplier: float = 0.0
+
+    @classmethod
+    def policy(cls, name: str) -> WeighConfig:
+        """The named placement policy: ``spread``, ``pack``, or ``fragmentation`` (pack CPUs and memory,
+        and above that keep whole PFs and switches whole across the cluster)."""
+        if name not in POLICIES:
+            raise ValueError(f"placement policy {name!r} must be one of {', '.join(POLICIES)}")
+        if name == "fragmentation":
+            return cls(spread=False, fragmentation_multiplier=1.0)
+        return cls(spread=name == "spread")
 
 
 def host_score(host: HostState, request: ServerRequest, config: WeighConfig, max_assignable: int) -> float:
@@ -47,7 +66,7 @@ def host_score(host: HostState, request: ServerRequest, config: WeighConfig, max
 
 
 def placement_score(base: float, placement: Placement, request: ServerRequest, config: WeighConfig) -> float:
+    broken = (placement.cost - AFFINITY * placement.affinity_misses) / SPLIT  # 1.0: one whole PF split
+    score = base - config.fragmentation_multiplier * broken
     wanted = sum(r.count for r in request.devices)
-    if not wanted:
-        return base
-    return base - config.affinity_multiplier * placement.affinity_misses / wanted
+    return score - config.affinity_multiplier * placement.affinity_misses / wanted if wanted else score

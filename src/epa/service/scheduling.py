@@ -81,13 +81,26 @@ def to_host_state(
         for c in s.cells
     ]
     free = [
-        Slot(d.address, d.vendor_id, d.product_id, d.dev_type, d.numa_node, d.parent_addr, d.tags, d.has_netdev)
+        Slot(
+            d.address,
+            d.vendor_id,
+            d.product_id,
+            d.dev_type,
+            d.numa_node,
+            d.parent_addr,
+            d.tags,
+            d.has_netdev,
+            d.root,
+            d.switch,
+        )
         for d in s.free
     ]
     if shared is not None:
         free = [shared.setdefault(slot, slot) for slot in free]
     last = s.last_report_at.timestamp() if s.last_report_at is not None else None
-    return HostState.build(s.name, s.enabled, last, cells, free, dict(s.vfs_in_use), s.assignable, s.images)
+    return HostState.build(
+        s.name, s.enabled, last, cells, free, dict(s.vfs_in_use), s.assignable, s.images, s.busy_switches
+    )
 
 
 class SchedulingService:

@@ -1,5 +1,10 @@
 """Turn a :class:`~epa.virt.spec.DomainSpec` into libvirt domain XML, built as an lxml tree (never by
-pasting strings), in the shapes libvirt's own schema (``domain.rng``) accepts."""
+pasting strings), in the shapes libvirt's own schema (``domain.rng``) accepts.
+
+A guest of several NUMA nodes gets, for each of its nodes that has passed-through devices local to the
+matching host node, an expander bus whose ``<target><node>`` is that guest node, and those devices on
+it, so the guest OS sees their locality: on q35 (and the test driver) a ``pcie-expander-bus`` with a
+``pcie-root-port`` per device; on i440fx machines a ``pci-expander-bus`` with the devices in its slots."""
 
 from __future__ import annotations
 
@@ -38,9 +43,78 @@ def pci_address_attrs(address: PciAddress) -> dict[str, str]:
     }
 
 
-def _hostdev(devices: etree._Element, address: PciAddress, managed: bool) -> None:
+# Guest PCI address attributes per host device address: where numa_buses put each local device.
+GuestSlots = dict[PciAddress, dict[str, str]]
+# The first expander's bus number: far above the buses libvirt gives pcie-root's own root ports.
+_FIRST_BUS_NR = 0x80
+_LAST_BUS_NR = 0xFF
+
+
+def _guest_address(parent: etree._Element, slots: GuestSlots, address: PciAddress) -> None:
+    where = slots.get(address)
+    if where is not None:
+        _sub(parent, "address", type="pci", **where)
+
+
+def _hostdev(devices: etree._Element, address: PciAddress, managed: bool, slots: GuestSlots) -> None:
     hostdev = _sub(devices, "hostdev", mode="subsystem", type="pci", managed=_yes_no(managed))
     _sub(_sub(hostdev, "source"), "address", **pci_address_attrs(address))
+    _guest_address(hostdev, slots, address)
+
+
+def _is_q35(spec: DomainSpec) -> bool:
+    """PCI Express expanders need a q35 machine; the test driver takes either, and an unnamed machine
+    is the hypervisor's default (i440fx for QEMU on x86)."""
+    if spec.machine is None:
+        return spec.domain_type is DomainType.TEST
+    return "q35" in spec.machine
+
+
+def numa_buses(devices: etree._Element, spec: DomainSpec) -> GuestSlots:
+    """Write the expander buses of a multi-node guest and say where each local device goes."""
+    if not spec.guest_numa:
+        return {}
+    cell_of = {node: cell for cell, node in enumerate(spec.host_nodes)}
+    local: dict[int, list[PciAddress]] = {}
+    placed = [(d.address, d.numa_node) for d in spec.hostdevs] + [
+        (p.address, p.numa_node) for p in spec.interfaces if p.vnic_type is not VnicType.MACVTAP
+    ]
+    for address, node in placed:
+        if node is not None and node in cell_of:
+            local.setdefault(cell_of[node], []).append(address)
+    pcie = _is_q35(spec)
+    slots: GuestSlots = {}
+    index = 1  # pcie-root / pci-root is index 0; libvirt numbers the controllers it adds after ours
+    bus_nr = _FIRST_BUS_NR
+    expanders: list[tuple[int, int, list[PciAddress]]] = []
+    for cell in sorted(local):
+        # An expander's own bus and one per root port below it: the next expander starts above them.
+        need = 1 + (len(local[cell]) if pcie else 0)
+        if bus_nr + need - 1 > _LAST_BUS_NR:
+            break  # out of bus numbers: the rest stay on the root bus, without a node
+        expander = _sub(
+            devices,
+            "controller",
+            type="pci",
+            index=str(index),
+            model="pcie-expander-bus" if pcie else "pci-expander-bus",
+        )
+        target = _sub(expander, "target", busNr=str(bus_nr))
+        _sub(target, "node", str(cell))
+        expanders.append((index, cell, local[cell]))
+        index += 1
+        bus_nr += need
+    for expander_index, _cell, addresses in expanders:
+        for slot, address in enumerate(addresses):
+            at = {"domain": "0x0000", "bus": f"0x{expander_index:02x}", "slot": f"0x{slot:02x}", "function": "0x0"}
+            if not pcie:
+                slots[address] = at
+                continue
+            port = _sub(devices, "controller", type="pci", index=str(index), model="pcie-root-port")
+            _sub(port, "address", type="pci", **at)
+            slots[address] = {"domain": "0x0000", "bus": f"0x{index:02x}", "slot": "0x00", "function": "0x0"}
+            index += 1
+    return slots
 
 
 def _vlan(iface: etree._Element, vlan: int | None) -> None:
@@ -48,10 +122,10 @@ def _vlan(iface: etree._Element, vlan: int | None) -> None:
         _sub(_sub(iface, "vlan"), "tag", id=str(vlan))
 
 
-def _interface(devices: etree._Element, port: InterfaceSpec) -> None:
+def _interface(devices: etree._Element, port: InterfaceSpec, slots: GuestSlots) -> None:
     if port.vnic_type is VnicType.DIRECT_PHYSICAL:
         # A whole PF is not an SR-IOV VF libvirt can configure as a NIC; it goes in like any device.
-        _hostdev(devices, port.address, port.managed)
+        _hostdev(devices, port.address, port.managed, slots)
         return
     if port.vnic_type is VnicType.DIRECT:
         iface = _sub(devices, "interface", type="hostdev", managed=_yes_no(port.managed))
@@ -59,6 +133,7 @@ def _interface(devices: etree._Element, port: InterfaceSpec) -> None:
             _sub(iface, "mac", address=port.mac)
         _sub(_sub(iface, "source"), "address", type="pci", **pci_address_attrs(port.address))
         _vlan(iface, port.vlan)
+        _guest_address(iface, slots, port.address)
         return
     # macvtap: the VF stays on its host driver and the guest gets a virtio NIC over its netdev;
     # passthrough mode hands the VF's MAC and VLAN over to the guest.
@@ -156,10 +231,11 @@ def _devices(root: etree._Element, spec: DomainSpec) -> None:
         serial = _sub(devices, "serial", type="file")
         _sub(serial, "source", path=spec.console_log, append="on")
         _sub(serial, "target", port="0")
+    slots = numa_buses(devices, spec)
     for port in spec.interfaces:
-        _interface(devices, port)
+        _interface(devices, port, slots)
     for dev in spec.hostdevs:
-        _hostdev(devices, dev.address, dev.managed)
+        _hostdev(devices, dev.address, dev.managed, slots)
     if spec.hostdevs or spec.interfaces:
         # VFIO pins all guest memory, so a balloon could never give any back to the host.
         _sub(devices, "memballoon", model="none")

@@ -79,13 +79,18 @@ def _path(value: object, where: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class HostdevSpec:
-    """One PCI function passed through as ``<hostdev>``; ``managed`` lets libvirt bind it to vfio-pci."""
+    """One PCI function passed through as ``<hostdev>``; ``managed`` lets libvirt bind it to vfio-pci;
+    ``numa_node`` is the host NUMA node it sits on (None: unknown), which puts it on the matching guest
+    node of a multi-node guest."""
 
     address: PciAddress
     managed: bool = True
+    numa_node: int | None = None
 
     def __post_init__(self) -> None:
         _address(self.address, "hostdev address")
+        if self.numa_node is not None:
+            _int(self.numa_node, f"hostdev {self.address}: numa_node", 0, 4095)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +100,8 @@ class InterfaceSpec:
     ``address`` is the VF (``direct``, ``macvtap``) or the PF (``direct-physical``). ``netdev`` is the
     VF's host interface, needed for ``macvtap`` only. ``mac`` is written for ``direct`` and ``macvtap``;
     a whole PF keeps its own MAC, so for ``direct-physical`` it is informational. A VLAN cannot be put
-    on a whole PF through libvirt, so ``direct-physical`` takes none."""
+    on a whole PF through libvirt, so ``direct-physical`` takes none. ``numa_node`` is the device's host
+    NUMA node, as for :class:`HostdevSpec` (a ``macvtap`` port is a virtio NIC: it is not placed)."""
 
     vnic_type: VnicType
     address: PciAddress
@@ -103,11 +109,14 @@ class InterfaceSpec:
     vlan: int | None = None
     netdev: str | None = None
     managed: bool = True
+    numa_node: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vnic_type", _enum(VnicType, self.vnic_type, "interface vnic_type"))
         _address(self.address, "interface address")
         where = f"interface {self.address}"
+        if self.numa_node is not None:
+            _int(self.numa_node, f"{where}: numa_node", 0, 4095)
         if self.mac is not None and (not isinstance(self.mac, str) or not _MAC.fullmatch(self.mac)):
             raise InvalidDomainSpec(f"{where}: mac ({self.mac!r}) must be six lower-case hex pairs")
         if self.mac is not None and int(self.mac[:2], 16) & 1:

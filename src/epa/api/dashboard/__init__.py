@@ -16,6 +16,7 @@ STATIC = Path(__file__).parent / "static"
 ASSETS = {
     "dashboard.css": "text/css; charset=utf-8",
     "dashboard.js": "text/javascript; charset=utf-8",
+    "topology.js": "text/javascript; charset=utf-8",
 }
 
 # The page loads nothing but its own files and talks to nothing but its own origin.

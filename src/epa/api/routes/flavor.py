@@ -21,7 +21,7 @@ def create_flavor(
     _: Admin,
     body: Any = Body(  # noqa: B008 - FastAPI's way to declare a body
         description='{"name", "vcpus", "memory_mb", "pci_passthrough:alias", "numa_policy", "numa_nodes", '
-        '"disk_gb", "image"}'
+        '"disk_gb", "image", "pci_group"}'
     ),
 ) -> JSONResponse:
     flavor = Flavor.parse(body, aliases.known_aliases(db))

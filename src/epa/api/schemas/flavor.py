@@ -21,6 +21,7 @@ class FlavorOut(BaseModel):
     numa_nodes: int
     disk_gb: int | None = None
     image: str | None = None
+    pci_group: str = ""
 
 
 class FlavorList(BaseModel):

@@ -111,6 +111,7 @@ function render(data) {
   renderServers(data.servers);
   renderFlavors(data.flavors);
   renderTrees(data, serverById);
+  renderTopology(data, serverById); // topology.js
 }
 
 function bar(used, total, text) {
