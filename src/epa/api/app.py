@@ -53,6 +53,7 @@ def create_app(
     app.include_router(docs.router)
     metrics.install(app, public=metrics_public)
     offloop.install(app)
-    app.add_middleware(limits.BodyGuard)
+    # The heartbeat, sent by every host every scan, is answered by the edge itself (routes.heartbeat).
+    app.add_middleware(limits.BodyGuard, lanes=[heartbeat.LANE])
     app.add_middleware(headers.SecurityHeaders)  # outermost: on the edge's own refusals too
     return app
