@@ -9,7 +9,7 @@ from typing import Any
 import uvicorn
 
 from epa.api.app import create_app
-from epa.api.connections import HEADER_TIMEOUT_S, MAX_CONNECTIONS, guarded_h11
+from epa.api.connections import HEADER_TIMEOUT_S, MAX_CONNECTIONS, guarded_httptools
 from epa.errors import InvalidInput
 from epa.inventory import Database
 from epa.service.scheduling import ServiceConfig
@@ -51,7 +51,7 @@ def uvicorn_options(
 ) -> dict[str, Any]:
     """What ``epa serve`` runs uvicorn with (``uvicorn.run`` or ``uvicorn.Config`` keywords)."""
     return {
-        "http": guarded_h11(header_timeout_s, max_connections),
+        "http": guarded_httptools(header_timeout_s, max_connections),
         "host": host,
         "port": port,
         "log_level": log_level,
