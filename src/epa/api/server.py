@@ -76,9 +76,10 @@ def serve(
     max_image_bytes: int | None = None,
 ) -> None:
     options = uvicorn_options(host, port, tls_cert, tls_key, log_level, header_timeout_s, max_connections)
+    # epa serve's view is woken by the change feed's notifications (on PostgreSQL).
     app = (
-        create_app(db, config, metrics_public=metrics_public)
+        create_app(db, config, metrics_public=metrics_public, listen=True)
         if max_image_bytes is None
-        else create_app(db, config, metrics_public=metrics_public, max_image_bytes=max_image_bytes)
+        else create_app(db, config, metrics_public=metrics_public, max_image_bytes=max_image_bytes, listen=True)
     )
     uvicorn.run(app, **options)
