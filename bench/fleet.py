@@ -7,7 +7,9 @@ path (discovery of a simulated /sys, device_spec, ``apply_report``), then ``INSE
 its rows to every host of that shape. Agents are simulated by a small asyncio HTTP/1.1 client (keep-alive
 connections, no framework), so that the load generator leaves the cores to the server side.
 
-EPA_BENCH_SCALE=0.05 runs 5,000 hosts for a shorter time."""
+EPA_BENCH_SCALE=0.05 runs 5,000 hosts for a shorter time. EPA_FLEET_COMPARE=DIR also runs heartbeats alone
+against serve processes running another tree's ``src`` (``git archive main src | tar -x -C DIR``) and this
+one's, alternately, on the same database: before and after, measured in one run."""
 
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ API_PROCESSES = 3
 CONNECTIONS_PER_PROCESS = 24
 SATURATING_CONNECTIONS_PER_PROCESS = 64
 QUIET_DECISIONS = 200
+COMPARE_ENV = "EPA_FLEET_COMPARE"
 CREATORS = 4
 MEMORY_SAMPLE = 10_000
 # Longer than the whole benchmark (loading 100k hosts into three views takes minutes on 2 shared cores), so
@@ -387,6 +390,29 @@ async def first_creates(urls: list[str], admin: str) -> list[tuple[int, bytes]]:
     return list(await asyncio.gather(*calls))
 
 
+def compare(url: str, data_dir: Path, hosts: int, seconds: float, baseline: Path) -> list[tuple[str, object, str]]:
+    """Heartbeats alone against serve processes running ``baseline`` (a tree holding ``epa``), then this tree's,
+    twice over: rows of (absorbed/s, serve CPU ms per heartbeat, load average after)."""
+    rows: list[tuple[str, object, str]] = []
+    for n in (1, 2):
+        for label, tree in (("baseline", baseline), ("this tree", None)):
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            if tree is not None:
+                env["PYTHONPATH"] = str(tree)
+            extra = ("--agent-timeout", str(AGENT_TIMEOUT_S))
+            with api_servers(url, data_dir, API_PROCESSES, env=env, extra=extra) as (urls, pids, admin):
+                loop = asyncio.new_event_loop()
+                load = Load(hosts)
+                cpu0 = sum(cpu_seconds(p) for p in pids)
+                wall = loop.run_until_complete(run_load(urls, admin, load, {}, seconds, mixed=False))
+                cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+                loop.close()
+            value = f"{load.beats / wall:.0f} / {cpu / max(load.beats, 1) * 1e3:.3f} / {os.getloadavg()[0]:.1f}"
+            rows.append((f"compare {n}, {label}: beats/s / serve CPU ms each / load", value, ""))
+            print(rows[-1], flush=True)
+    return rows
+
+
 # -- measuring the servers -----------------------------------------------------------------------------------
 
 
@@ -509,6 +535,8 @@ def main() -> None:
                 wall = loop.run_until_complete(run_load(urls, admin, load, bodies, seconds, mixed=True))
                 after = [scrape(u, admin) for u in urls]
                 loop.close()
+            baseline = os.environ.get(COMPARE_ENV)
+            compared = compare(url, tmp / "serve", hosts, seconds / 3, Path(baseline)) if baseline else []
     finally:
         signal.signal(signal.SIGTERM, previous)
     p99_bound, decisions = decision_p99_bound(before, after)
@@ -567,10 +595,11 @@ def main() -> None:
         ("fleet load s / API start s", f"{load_s:.0f} / {start_s:.0f}", ""),
         (f"view load s ({sample} hosts)", round(view_load_s, 1), ""),
         ("run s / load average at start", f"{wall:.0f} / {load0:.1f}", ""),
+        *compared,
     ]
     rows: list[dict[str, object]] = [{"measure": m, "value": v, "target": t} for m, v, t in table]
     emit(
-        "fleet",
+        "fleet_compare" if compared else "fleet",
         f"A fleet of {hosts} hosts, 3 API processes on one PostgreSQL, {os.cpu_count()} cores "
         f"(whole benchmark {time.perf_counter() - t_all:.0f} s)",
         rows,
