@@ -26,6 +26,7 @@ class RefreshStats:
     """What refreshing has cost this view (metrics and the fleet benchmark read it)."""
 
     refreshes: int = 0
+    feed_reads: int = 0
     reloaded_hosts: int = 0
     liveness_checked: int = 0
     seconds: float = 0.0
@@ -65,6 +66,7 @@ class ViewFollower:
             self.cursor = cursor
         elif read_feed:
             changes = read_changes(self.db, self.cursor)
+            self.stats.feed_reads += 1
             if changes.names:
                 snapshots = load_snapshots(self.db, changes.names)
                 self.apply(snapshots)
