@@ -54,7 +54,7 @@ def setup(db: Database, hosts: list[str]) -> None:
 
 def change_seqs(db: Database) -> dict[str, int]:
     with db.transaction(readonly=True) as session:
-        return dict(session.execute(select(HostRow.name, HostRow.change_seq)).tuples().all())
+        return {str(name): int(seq) for name, seq in session.execute(select(HostRow.name, HostRow.change_seq))}
 
 
 def test_a_host_whose_agent_stops_is_excluded_exactly_at_the_timeout(db: Database) -> None:
