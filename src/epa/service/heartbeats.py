@@ -102,16 +102,22 @@ class HeartbeatWriter:
             self.stats.batches += 1
         # One wake-up per event loop for the whole batch, not one per heartbeat (each is a write to the loop's
         # self-pipe and a turn of the loop).
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[BeatOutcome], BeatOutcome | BaseException]]]
-        by_loop = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
         for i, w in enumerate(batch):
             result = outcomes if isinstance(outcomes, BaseException) else outcomes[i]
             by_loop.setdefault(w.loop, []).append((w.future, result))
         for loop, settled in by_loop.items():
-            loop.call_soon_threadsafe(_settle, settled)
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # its loop was closed (the app shut down): nobody waits for these answers
+                log.debug("%d heartbeats answered after their event loop closed", len(settled))
 
 
-def _settle(settled: list[tuple[asyncio.Future[BeatOutcome], BeatOutcome | BaseException]]) -> None:
+# A heartbeat's future and what it gets: the outcome, or the error that writing its batch met.
+_Settled = tuple[asyncio.Future[BeatOutcome], BeatOutcome | BaseException]
+
+
+def _settle(settled: list[_Settled]) -> None:
     for future, result in settled:
         if future.done():
             continue
