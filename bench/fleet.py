@@ -7,15 +7,20 @@ path (discovery of a simulated /sys, device_spec, ``apply_report``), then ``INSE
 its rows to every host of that shape. Agents are simulated by a small asyncio HTTP/1.1 client (keep-alive
 connections, no framework), so that the load generator leaves the cores to the server side.
 
-EPA_BENCH_SCALE=0.05 runs 5,000 hosts for a shorter time."""
+EPA_BENCH_SCALE=0.05 runs 5,000 hosts for a shorter time. EPA_FLEET_COMPARE=DIR also runs heartbeats alone
+against serve processes running another tree's ``src`` (``git archive main src | tar -x -C DIR``) and this
+one's, alternately, on the same database: before and after, measured in one run."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import json
 import os
 import random
+import resource
 import signal
 import sys
 import tempfile
@@ -23,6 +28,7 @@ import time
 import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -49,7 +55,12 @@ BEAT_INTERVAL_S = 30.0
 CHANGING_PER_MINUTE = 0.01
 RUN_SECONDS = 90.0
 API_PROCESSES = 3
+# Keep-alive connections per API process for the fleet's life; heartbeats alone use more, so that the servers,
+# not the number of requests in flight (each waits for its batch's commit, 20 ms and more), set the rate.
 CONNECTIONS_PER_PROCESS = 24
+SATURATING_CONNECTIONS_PER_PROCESS = 64
+QUIET_DECISIONS = 200
+COMPARE_ENV = "EPA_FLEET_COMPARE"
 CREATORS = 4
 MEMORY_SAMPLE = 10_000
 # Longer than the whole benchmark (loading 100k hosts into three views takes minutes on 2 shared cores), so
@@ -185,6 +196,32 @@ def view_memory(db: Database, hosts: int) -> tuple[float, float]:
     return (after - before) / hosts, load_s
 
 
+def quiet_decisions(db: Database, hosts: int) -> dict[str, tuple[float, float]]:
+    """Decision time (wall and CPU p99, seconds) per flavor of a view of ``hosts`` hosts, in this process with
+    nothing else running in it. The fleet's hosts are copies of its three templates, so the view is built from
+    their snapshots under the fleet's names (loading 100,000 from the database takes minutes). Every other
+    decision's placement is taken out of the view, as a create does."""
+    templates = {s.name: s for s in load_snapshots(db, [name_of(i) for i in range(len(SHAPES))])}
+    now = datetime.now(UTC)
+    service = SchedulingService(db)
+    service._apply(
+        [dataclasses.replace(templates[name_of(i % 10)], name=name_of(i), last_report_at=now) for i in range(hosts)]
+    )
+    out = {}
+    for flavor in ("small", "gpu"):
+        _, request = service.build(flavor, [])
+        wall, cpu = [], []
+        for k in range(QUIET_DECISIONS):
+            t0, c0 = time.perf_counter(), time.thread_time()
+            selection = service.scheduler.select(request, service.clock())
+            cpu.append(time.thread_time() - c0)
+            wall.append(time.perf_counter() - t0)
+            if k % 2 == 0 and selection.ranked:
+                service.scheduler.account(selection.ranked[0].placement)
+        out[flavor] = (pct(wall, 0.99), pct(cpu, 0.99))
+    return out
+
+
 # -- the load ----------------------------------------------------------------------------------------------
 
 
@@ -317,7 +354,7 @@ async def run_load(
     cost), or the fleet's life: heartbeats at the agents' rate, inventory changes, creates and deletes."""
     stop = time.perf_counter() + seconds
     ports = [int(u.rsplit(":", 1)[1]) for u in urls]
-    conns = len(ports) * CONNECTIONS_PER_PROCESS
+    conns = len(ports) * (CONNECTIONS_PER_PROCESS if mixed else SATURATING_CONNECTIONS_PER_PROCESS)
     names = [name_of(i) for i in range(load.hosts)]
     random.Random(1).shuffle(names)
     # Each connection's share of the fleet's beat rate (0: no pacing).
@@ -353,12 +390,37 @@ async def first_creates(urls: list[str], admin: str) -> list[tuple[int, bytes]]:
     return list(await asyncio.gather(*calls))
 
 
+def compare(url: str, data_dir: Path, hosts: int, seconds: float, baseline: Path) -> list[tuple[str, object, str]]:
+    """Heartbeats alone against serve processes running ``baseline`` (a tree holding ``epa``), then this tree's,
+    twice over: rows of (absorbed/s, serve CPU ms per heartbeat, load average after)."""
+    rows: list[tuple[str, object, str]] = []
+    for n in (1, 2):
+        for label, tree in (("baseline", baseline), ("this tree", None)):
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+            if tree is not None:
+                env["PYTHONPATH"] = str(tree)
+            extra = ("--agent-timeout", str(AGENT_TIMEOUT_S))
+            with api_servers(url, data_dir, API_PROCESSES, env=env, extra=extra) as (urls, pids, admin):
+                loop = asyncio.new_event_loop()
+                load = Load(hosts)
+                cpu0 = sum(cpu_seconds(p) for p in pids)
+                wall = loop.run_until_complete(run_load(urls, admin, load, {}, seconds, mixed=False))
+                cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+                loop.close()
+            value = f"{load.beats / wall:.0f} / {cpu / max(load.beats, 1) * 1e3:.3f} / {os.getloadavg()[0]:.1f}"
+            rows.append((f"compare {n}, {label}: beats/s / serve CPU ms each / load", value, ""))
+            print(rows[-1], flush=True)
+    return rows
+
+
 # -- measuring the servers -----------------------------------------------------------------------------------
 
 
-def scrape(url: str) -> dict[str, float]:
+def scrape(url: str, admin: str) -> dict[str, float]:
     out: dict[str, float] = {}
-    for line in httpx.get(f"{url}/metrics", timeout=30).text.splitlines():
+    answer = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {admin}"}, timeout=30)
+    answer.raise_for_status()  # /metrics takes the admin token: without it every figure read 0
+    for line in answer.text.splitlines():
         if line.startswith("epa_") and " " in line:
             key, value = line.rsplit(" ", 1)
             out[key] = float(value)
@@ -379,6 +441,24 @@ def decision_p99_bound(before: list[dict[str, float]], after: list[dict[str, flo
         if total and buckets[bound] >= 0.99 * total:
             return bound, int(total)
     return float("inf"), int(total)
+
+
+def database_cpu_seconds(db: Database) -> float:
+    """CPU seconds so far of the PostgreSQL backends connected to ``db``'s database (the API processes' pools
+    keep theirs for the whole run; other databases on the server are not counted)."""
+    with db.engine.connect() as c:
+        pids = c.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).scalars()
+        total = 0.0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(pid)
+    return total
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process (the load generator) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def machine_busy_seconds() -> float:
@@ -423,13 +503,16 @@ def main() -> None:
             sample = min(hosts, MEMORY_SAMPLE)
             per_host, view_load_s = view_memory(db, sample)
             print(f"scheduler view: {per_host:.0f} bytes per host ({sample} hosts traced)", flush=True)
+            quiet = quiet_decisions(db, hosts)
+            quiet_load = os.getloadavg()[0]
+            print(f"quiet decisions: {quiet}", flush=True)
             t0 = time.perf_counter()
             timeout = ("--agent-timeout", str(AGENT_TIMEOUT_S))
             with api_servers(url, tmp / "serve", API_PROCESSES, extra=timeout) as (urls, pids, admin):
                 start_s = time.perf_counter() - t0
                 # Each process loads its view at its first create.
                 for u in urls:
-                    scrape(u)
+                    scrape(u, admin)
                 loop = asyncio.new_event_loop()
                 load = Load(hosts)
                 warm = loop.run_until_complete(first_creates(urls, admin))
@@ -438,15 +521,22 @@ def main() -> None:
                 bodies = report_bodies(shapes)
                 cpu0 = [cpu_seconds(p) for p in pids]
                 busy0 = machine_busy_seconds()
+                own0 = own_cpu_seconds()
+                pg0 = database_cpu_seconds(db)
                 alone = Load(hosts)
                 alone_wall = loop.run_until_complete(run_load(urls, admin, alone, bodies, seconds / 3, mixed=False))
                 busy = machine_busy_seconds() - busy0
                 cpu = sum(cpu_seconds(p) for p in pids) - sum(cpu0)
+                generator = own_cpu_seconds() - own0
+                postgres = database_cpu_seconds(db) - pg0
+                alone_load = os.getloadavg()[0]
                 print(f"heartbeats alone: {alone.beats / alone_wall:.0f}/s", flush=True)
-                before = [scrape(u) for u in urls]
+                before = [scrape(u, admin) for u in urls]
                 wall = loop.run_until_complete(run_load(urls, admin, load, bodies, seconds, mixed=True))
-                after = [scrape(u) for u in urls]
+                after = [scrape(u, admin) for u in urls]
                 loop.close()
+            baseline = os.environ.get(COMPARE_ENV)
+            compared = compare(url, tmp / "serve", hosts, seconds / 3, Path(baseline)) if baseline else []
     finally:
         signal.signal(signal.SIGTERM, previous)
     p99_bound, decisions = decision_p99_bound(before, after)
@@ -459,13 +549,24 @@ def main() -> None:
     checked = delta("epa_view_liveness_checked_total")
     refreshes = delta("epa_view_refreshes_total")
     per_process = len(urls) * wall
+
+    def per_beat(seconds: float) -> float:
+        return round(seconds / max(alone.beats, 1) * 1e3, 3)
+
     table: list[tuple[str, object, str]] = [
         ("hosts", hosts, ""),
         ("heartbeats alone: absorbed/s", round(alone.beats / alone_wall), ">= 2000"),
         ("heartbeats alone: p50 / p99 ms", f"{ms(alone.beat_latency, 0.5)} / {ms(alone.beat_latency, 0.99)}", ""),
         ("heartbeats alone: errors", alone.beat_errors, "0"),
         ("serve CPU ms per heartbeat (3 processes)", round(cpu / max(alone.beats, 1) * 1e3, 2), ""),
+        (
+            "PostgreSQL CPU ms per heartbeat (this database's backends)",
+            round(postgres / max(alone.beats, 1) * 1e3, 3),
+            "",
+        ),
+        ("load generator CPU ms per heartbeat", round(generator / max(alone.beats, 1) * 1e3, 3), ""),
         ("machine CPU ms per heartbeat (all, shared)", round(busy / max(alone.beats, 1) * 1e3, 2), ""),
+        ("heartbeats alone: load average after", round(alone_load, 1), ""),
         ("fleet life: heartbeats offered/s (every 30 s)", round(hosts / BEAT_INTERVAL_S), ""),
         ("fleet life: heartbeats absorbed/s", round(load.beats / wall), ""),
         ("fleet life: heartbeat p50 / p99 ms", f"{ms(load.beat_latency, 0.5)} / {ms(load.beat_latency, 0.99)}", ""),
@@ -483,16 +584,22 @@ def main() -> None:
         ("creates/s (each then deleted)", round(load.creates / wall, 1), ""),
         ("create failures", load.create_failures, "0"),
         ("create p99 ms (HTTP, with the claim)", round(pct(load.create_latency, 0.99) * 1e3, 1), ""),
-        ("decision p99 <= bucket ms", p99_bound * 1e3, "<= 10"),
+        ("decision p99 <= bucket ms (fleet life, 3 processes)", p99_bound * 1e3, "<= 10"),
+        *(
+            (f"decision p99 quiet, in-process, {flavor}: wall / CPU ms", f"{wall * 1e3:.1f} / {cpu * 1e3:.1f}", "<= 10")
+            for flavor, (wall, cpu) in quiet.items()
+        ),
+        ("load average during the quiet decisions", round(quiet_load, 1), ""),
         ("decisions measured", decisions, ""),
         ("scheduler memory bytes per host", round(per_host), "<= 2048"),
         ("fleet load s / API start s", f"{load_s:.0f} / {start_s:.0f}", ""),
         (f"view load s ({sample} hosts)", round(view_load_s, 1), ""),
         ("run s / load average at start", f"{wall:.0f} / {load0:.1f}", ""),
+        *compared,
     ]
     rows: list[dict[str, object]] = [{"measure": m, "value": v, "target": t} for m, v, t in table]
     emit(
-        "fleet",
+        "fleet_compare" if compared else "fleet",
         f"A fleet of {hosts} hosts, 3 API processes on one PostgreSQL, {os.cpu_count()} cores "
         f"(whole benchmark {time.perf_counter() - t_all:.0f} s)",
         rows,

@@ -207,6 +207,22 @@ def test_slow_header_clients_are_cut_off_while_healthz_answers(served: Served) -
             s.close()
 
 
+def test_a_kept_alive_connection_waits_idle_but_not_in_a_head(served: Served) -> None:
+    """The head deadline runs from the first byte of each request, not while the connection is idle between."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as s:
+        for _ in range(2):
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = read_head(s)
+            while not answer.endswith(b'{"status":"ok"}'):  # the body, if it came apart from the head
+                answer += s.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200")
+            time.sleep(3 * HEADER_TIMEOUT_S)  # idle for longer than the head deadline: still served after
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # a head that never ends
+        deadline = time.monotonic() + 30 * HEADER_TIMEOUT_S
+        while s.recv(65536) != b"":  # nothing is answered; the server closes the connection
+            assert time.monotonic() < deadline
+
+
 def test_connections_past_the_cap_are_closed_at_once(served: Served) -> None:
     held = [socket.create_connection(("127.0.0.1", served.port), timeout=30) for _ in range(MAX_CONNECTIONS)]
     try:

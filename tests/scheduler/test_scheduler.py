@@ -207,6 +207,22 @@ def test_ranking_is_lazy_but_complete() -> None:
     assert keys == sorted(keys)  # best score first, ties by name, across every chunk
 
 
+def test_ranking_with_thousands_of_identical_hosts_keeps_name_order() -> None:
+    # A fleet of one model: most hosts tie for the best score (the cut of every chunk falls inside the tie),
+    # others tie in groups larger than a chunk; loaded in random order so that rows are not in name order.
+    memory = [20000] * 700 + [12000] * 200 + [9000 + i for i in range(100)]
+    names = [f"h{i:04d}" for i in range(len(memory))]
+    order = list(range(len(memory)))
+    random.Random(7).shuffle(order)
+    s = Scheduler()
+    s.load([plain_host(names[i], memory[i]) for i in order])
+    ranked = list(s.index.ranked(req(memory_mb=100), NOW, 300, WeighConfig()))
+    assert len(ranked) == len(memory)
+    keys = [(-score, name) for name, score in ranked]
+    assert keys == sorted(keys)
+    assert [name for name, _ in ranked[:3]] == ["h0000", "h0001", "h0002"]
+
+
 def test_ties_stop_the_scan_once_the_alternates_are_found() -> None:
     s = Scheduler(SchedulerConfig(alternates=3))
     s.load([plain_host(f"h{i:03d}", 20000) for i in range(50)])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import anyio
 from fastapi import Depends, FastAPI
 
 from epa import __version__
@@ -20,10 +23,19 @@ def create_app(
     config: ServiceConfig | None = None,
     metrics_public: bool = False,
     max_image_bytes: int = image.DEFAULT_MAX_IMAGE_BYTES,
+    listen: bool = False,
 ) -> FastAPI:
     """The API on ``db``; ``metrics_public`` serves ``/metrics`` without a token (a scraper on a trusted network);
-    ``max_image_bytes`` bounds one uploaded image part."""
+    ``max_image_bytes`` bounds one uploaded image part; ``listen``: the scheduler view is woken by the change
+    feed's notifications (PostgreSQL, ``SchedulingService``), let go when the app shuts down."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await anyio.to_thread.run_sync(app.state.scheduling.close)
+
     app = FastAPI(
+        lifespan=lifespan,
         title="EPA",
         version=__version__,
         description="Enhanced Platform Awareness: PCI device inventory of a VM cloud's hosts.",
@@ -35,7 +47,7 @@ def create_app(
     )
     app.state.db = db
     app.state.max_image_bytes = max_image_bytes
-    app.state.scheduling = SchedulingService(db, config)
+    app.state.scheduling = SchedulingService(db, config, listen=listen)
     service = app.state.scheduling.config
     # A host silent for half the agent timeout is put back on the change feed by its next heartbeat.
     revive = timedelta(seconds=service.scheduler.alive_seconds / 2)
@@ -53,6 +65,7 @@ def create_app(
     app.include_router(docs.router)
     metrics.install(app, public=metrics_public)
     offloop.install(app)
-    app.add_middleware(limits.BodyGuard)
+    # The heartbeat, sent by every host every scan, is answered by the edge itself (routes.heartbeat).
+    app.add_middleware(limits.BodyGuard, lanes=[heartbeat.LANE])
     app.add_middleware(headers.SecurityHeaders)  # outermost: on the edge's own refusals too
     return app

@@ -103,6 +103,27 @@ def epa_error_response(exc: EpaError, headers: dict[str, str] | None = None) -> 
     )
 
 
+def invalid_response(exc: RequestValidationError) -> JSONResponse:
+    return JSONResponse(error_body("invalid_input", validation_message(exc)), status_code=400)
+
+
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    code = HTTP_CODES.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, bounded(str(exc.detail))), status_code=exc.status_code, headers=exc.headers)
+
+
+def error_response(exc: Exception) -> JSONResponse | None:
+    """The answer to ``exc`` as the app's handlers give it (None: not one of theirs), for code that serves a
+    request outside the framework's exception handling (the edge's lanes, ``epa.api.limits``)."""
+    if isinstance(exc, EpaError):
+        return epa_error_response(exc)
+    if isinstance(exc, RequestValidationError):
+        return invalid_response(exc)
+    if isinstance(exc, StarletteHTTPException):
+        return http_error_response(exc)
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(EpaError)
     async def _epa(_: Request, exc: EpaError) -> JSONResponse:
@@ -110,11 +131,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(error_body("invalid_input", validation_message(exc)), status_code=400)
+        return invalid_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(exc.status_code, "http_error")
-        return JSONResponse(
-            error_body(code, bounded(str(exc.detail))), status_code=exc.status_code, headers=exc.headers
-        )
+        return http_error_response(exc)

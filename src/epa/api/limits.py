@@ -14,24 +14,30 @@ that streams a large body itself (a disk image upload) declares a large cap, or 
 A body over the cap is a 413 ``payload_too_large`` naming the limit: at once when ``Content-Length`` says so,
 otherwise as soon as the count passes it. Authentication happens first, for every route that needs a token
 (those whose dependencies include :func:`epa.api.auth.principal`): an unauthenticated request is answered 401
-without reading its body at all, and the route's own dependency reuses the caller found here."""
+without reading its body at all, and the route's own dependency reuses the caller found here.
+
+A :class:`Lane` is a route the edge answers itself, under its cap, without the framework's routing, dependencies
+and validation: for a small request sent by every host many times a minute (the heartbeat), those cost several
+times the work the request asks for. The lane's handler takes the body and gives the whole answer; an EPA error
+it raises is answered as the app's exception handlers answer it (``epa.api.errors.error_response``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
 from fastapi.dependencies.models import Dependant
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from epa.api import auth
-from epa.api.errors import HTTP_CODES, epa_error_response, error_body
+from epa.api.errors import epa_error_response, error_response, http_error_response
 from epa.errors import EpaError
 from epa.inventory import Database
 
@@ -117,6 +123,18 @@ class RouteRules:
         return partial or NO_ROUTE
 
 
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A route the edge serves itself (see the module's docstring): requests of ``method`` on a path that
+    ``path`` matches whole, bodies of at most ``limit`` bytes, answered by ``serve(scope, match, body)``.
+    No token is checked here: the handler authenticates (the heartbeat's batch checks its tokens)."""
+
+    method: str
+    path: re.Pattern[str]
+    limit: int
+    serve: Callable[[Scope, re.Match[str], bytes], Awaitable[Response]]
+
+
 class PayloadTooLarge(HTTPException):
     """A body past its route's cap (an ``HTTPException``: FastAPI passes those on from reading a body)."""
 
@@ -148,14 +166,21 @@ def _header(scope: Scope, wanted: bytes) -> str:
 class BodyGuard:
     """ASGI middleware: authenticate, then cap the body (see the module's docstring)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, lanes: Sequence[Lane] = ()) -> None:
         self.app = app
         self.rules = RouteRules()
+        self.lanes = tuple(lanes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        for lane in self.lanes:
+            if scope["method"] == lane.method:
+                found = lane.path.fullmatch(scope["path"])
+                if found is not None:
+                    await _serve_lane(lane, found, scope, receive, send)
+                    return
         rule = self.rules(scope["app"].router.routes, scope)
         length = _content_length(scope)
         unread = bool(length) or bool(_header(scope, b"transfer-encoding"))
@@ -175,15 +200,39 @@ class BodyGuard:
             return
         if length is not None and length > limit:
             refused = PayloadTooLarge(limit)
-            await _http_error(refused)(scope, receive, send)
+            await http_error_response(refused)(scope, receive, send)
             return
         await self.app(scope, _counted(receive, limit), send)
 
 
-def _http_error(exc: HTTPException) -> JSONResponse:
-    return JSONResponse(
-        error_body(HTTP_CODES[exc.status_code], str(exc.detail)), status_code=exc.status_code, headers=exc.headers
-    )
+async def _serve_lane(lane: Lane, found: re.Match[str], scope: Scope, receive: Receive, send: Send) -> None:
+    length = _content_length(scope)
+    if length is not None and length > lane.limit:
+        await http_error_response(PayloadTooLarge(lane.limit))(scope, receive, send)
+        return
+    try:
+        body = await _read_body(_counted(receive, lane.limit))
+        if body is None:  # the client went away: nobody to answer
+            return
+        response = await lane.serve(scope, found, body)
+    except Exception as e:
+        refused = error_response(e)
+        if refused is None:
+            raise
+        response = refused
+    await response(scope, receive, send)
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body (None if the client disconnected first)."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def _counted(receive: Receive, limit: int) -> Receive:

@@ -104,6 +104,11 @@ class SchedulingCollector(Collector):
                 self.service.follower.stats.liveness_checked,
             ),
             ("epa_view_refresh_seconds", "Time spent refreshing the view.", self.service.follower.stats.seconds),
+            (
+                "epa_view_wakeups",
+                "Change-feed notifications (and listener reconnections) that woke the view (PostgreSQL).",
+                self.service.wakeups(),
+            ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         yield from self.histogram.collect()

@@ -9,7 +9,7 @@ from typing import Any
 import uvicorn
 
 from epa.api.app import create_app
-from epa.api.connections import HEADER_TIMEOUT_S, MAX_CONNECTIONS, guarded_h11
+from epa.api.connections import HEADER_TIMEOUT_S, MAX_CONNECTIONS, guarded_httptools
 from epa.errors import InvalidInput
 from epa.inventory import Database
 from epa.service.scheduling import ServiceConfig
@@ -51,7 +51,7 @@ def uvicorn_options(
 ) -> dict[str, Any]:
     """What ``epa serve`` runs uvicorn with (``uvicorn.run`` or ``uvicorn.Config`` keywords)."""
     return {
-        "http": guarded_h11(header_timeout_s, max_connections),
+        "http": guarded_httptools(header_timeout_s, max_connections),
         "host": host,
         "port": port,
         "log_level": log_level,
@@ -76,9 +76,10 @@ def serve(
     max_image_bytes: int | None = None,
 ) -> None:
     options = uvicorn_options(host, port, tls_cert, tls_key, log_level, header_timeout_s, max_connections)
+    # epa serve's view is woken by the change feed's notifications (on PostgreSQL).
     app = (
-        create_app(db, config, metrics_public=metrics_public)
+        create_app(db, config, metrics_public=metrics_public, listen=True)
         if max_image_bytes is None
-        else create_app(db, config, metrics_public=metrics_public, max_image_bytes=max_image_bytes)
+        else create_app(db, config, metrics_public=metrics_public, max_image_bytes=max_image_bytes, listen=True)
     )
     uvicorn.run(app, **options)

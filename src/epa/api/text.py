@@ -10,6 +10,7 @@ on every backend."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import Request
@@ -100,16 +101,21 @@ def check_body(body: Any) -> None:
         _check(*found)
 
 
+def check_parameters(path: Mapping[str, Any], query: Iterable[tuple[str, str]]) -> None:
+    """Refuse a path or query parameter that is unstorable or too long (400 naming it)."""
+    for name, value in path.items():
+        _check_parameter(f"path parameter {name}", str(value))
+    for name, value in query:
+        _check_parameter("a query parameter's name", name)
+        _check_parameter(f"query parameter {name}", value)
+
+
 async def refuse_unstorable_text(request: Request) -> None:
     """A dependency of the whole application: path and query parameters, and the JSON body of the routes
     that take one (FastAPI has decoded it already; ``request.json()`` returns that). The body was read under
     its cap, after authentication (``epa.api.limits``); routes that decode their own body off the event loop
     (``epa.api.offloop``) check it there."""
-    for name, value in request.path_params.items():
-        _check_parameter(f"path parameter {name}", str(value))
-    for name, value in request.query_params.multi_items():
-        _check_parameter("a query parameter's name", name)
-        _check_parameter(f"query parameter {name}", value)
+    check_parameters(request.path_params, request.query_params.multi_items())
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or route.body_field is None:
         return

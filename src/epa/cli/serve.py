@@ -82,6 +82,14 @@ def write_secret(path: Path, secret: str) -> None:
 @click.option("--cpu-allocation-ratio", type=click.FloatRange(min=0.1, max=64.0), default=1.0, show_default=True)
 @click.option("--ram-allocation-ratio", type=click.FloatRange(min=0.1, max=4.0), default=1.0, show_default=True)
 @click.option(
+    "--refresh-seconds",
+    type=click.FloatRange(min=0.05, max=3600.0),
+    default=1.0,
+    show_default=True,
+    help="How often the scheduler view reads the change feed and re-checks liveness; on PostgreSQL a change "
+    "made by another API process also wakes it at once.",
+)
+@click.option(
     "--agent-timeout",
     type=click.FloatRange(min=1.0),
     default=300.0,
@@ -129,6 +137,7 @@ def serve(
     weigher: str,
     cpu_allocation_ratio: float,
     ram_allocation_ratio: float,
+    refresh_seconds: float,
     agent_timeout: float,
     metrics_public: bool,
     header_timeout: float,
@@ -142,6 +151,11 @@ def serve(
     if (tls_cert is None) != (tls_key is None):
         raise InvalidInput("--tls-cert and --tls-key go together")
     check_listen(listen, tls=tls_cert is not None, allow_insecure=allow_insecure_remote)
+    if refresh_seconds > agent_timeout / 8:
+        # Liveness is re-read a quarter of the timeout ahead (service.refresh): views must refresh well inside it.
+        raise InvalidInput(
+            f"--refresh-seconds {refresh_seconds:g} is more than an eighth of --agent-timeout {agent_timeout:g}"
+        )
     crash_at = armed()
     if crash_at:
         click.echo(f"epa: WARNING: crash points armed (EPA_CRASH_AT): {', '.join(sorted(crash_at))}", err=True)
@@ -167,6 +181,7 @@ def serve(
         scheduler=SchedulerConfig(weigh=WeighConfig.policy(weigher), alive_seconds=agent_timeout),
         cpu_allocation_ratio=cpu_allocation_ratio,
         ram_allocation_ratio=ram_allocation_ratio,
+        refresh_seconds=refresh_seconds,
     )
     run_server(
         db,

@@ -11,7 +11,8 @@ next time reads every host whose change_xid is at least that ``xmin``. A change 
 belongs to a transaction that was in progress or not yet started at that read, whose id is therefore
 at least the read's ``xmin``: the next read has it. Rows changed by long transactions are read twice,
 which is harmless (a reload is idempotent). On SQLite writers take turns (one write lock), so numbers
-are taken in commit order and the cursor is simply the highest number seen."""
+are taken in commit order and the cursor is simply the highest number seen. On PostgreSQL a change also
+notifies the API processes that listen (``inventory.notify``), so that they read the feed at once."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from sqlalchemy import bindparam, func, insert, literal_column, select, text, up
 from sqlalchemy.orm import Session
 
 from epa.inventory.db import Database
+from epa.inventory.notify import notify_changed
 from epa.inventory.schema import ChangeCounterRow, HostRow, HostTombstoneRow, utcnow
 
 _PG_XID: Any = literal_column("pg_current_xact_id()::text::bigint")
@@ -56,6 +58,7 @@ def mark_changed(session: Session, host_ids: Collection[int]) -> None:
     query = update(HostRow).where(HostRow.id.in_(ids)).execution_options(synchronize_session=False)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(query.values(change_seq=func.nextval("host_change_seq"), change_xid=_PG_XID))
+        notify_changed(session)
     else:
         session.execute(query.values(change_seq=_next_number(session)))
 
@@ -64,6 +67,7 @@ def record_deleted(session: Session, name: str) -> None:
     """Leave a tombstone for host ``name``, deleted in the caller's transaction."""
     if session.get_bind().dialect.name == "postgresql":
         values: dict[str, Any] = {"change_seq": func.nextval("host_change_seq"), "change_xid": _PG_XID}
+        notify_changed(session)
     else:
         values = {"change_seq": _next_number(session), "change_xid": 0}
     session.execute(insert(HostTombstoneRow).values(name=name, deleted_at=utcnow(), **values))

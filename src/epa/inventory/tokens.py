@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.orm import Session
 
 from epa.errors import Unauthorized
@@ -74,12 +74,14 @@ def token_digest(token: str) -> str:
     return hash_token(token)
 
 
-def principals(session: Session, digests: list[str]) -> dict[str, Principal]:
-    """Who each of ``digests`` belongs to (unknown ones are absent), in one indexed query."""
-    rows = session.execute(
-        select(TokenRow.kind, TokenRow.token_hash, HostRow.name)
-        .outerjoin(HostRow, HostRow.id == TokenRow.host_id)
-        .where(TokenRow.token_hash.in_(sorted(set(digests))))
+def principals(connection: Connection, digests: list[str]) -> dict[str, Principal]:
+    """Who each of ``digests`` belongs to (unknown ones are absent), in one indexed query (Core, on the
+    connection of the caller's transaction)."""
+    tokens, hosts = TokenRow.__table__.c, HostRow.__table__.c
+    rows = connection.execute(
+        select(tokens.kind, tokens.token_hash, hosts.name)
+        .outerjoin(HostRow.__table__, hosts.id == tokens.host_id)
+        .where(tokens.token_hash.in_(sorted(set(digests))))
     )
     return {r.token_hash: Principal("admin") if r.kind == "admin" else Principal("agent", r.name) for r in rows}
 

@@ -272,8 +272,21 @@ class HostIndex:
         while remaining.size:
             if remaining.size > chunk:
                 neg = -score[remaining]
-                kth = np.partition(neg, chunk - 1)[chunk - 1]
-                take, remaining = remaining[neg <= kth], remaining[neg > kth]  # ties stay together
+                # Identical hosts (a fleet's empty machines of one model) tie by the ten thousand. When the best
+                # score alone fills the chunk it is the cut: numpy's partition, with tens of thousands of
+                # equal values at the kth place, took 9 ms at 100,000 hosts (bench/fleet), min and == 0.2 ms.
+                kth = neg.min()
+                if np.count_nonzero(neg == kth) < chunk:
+                    kth = np.partition(neg, chunk - 1)[chunk - 1]
+                pick = neg < kth
+                # Hosts tied at the cut come in name order: only the first of them by name are taken now
+                # (sorting every tied host cost as much again).
+                tied = np.flatnonzero(neg == kth)
+                room = chunk - int(np.count_nonzero(pick))
+                if tied.size > room:
+                    tied = tied[np.argpartition(self.name_rank[rows[remaining[tied]]], room - 1)[:room]]
+                pick[tied] = True
+                take, remaining = remaining[pick], remaining[~pick]
             else:
                 take, remaining = remaining, remaining[:0]
             order = take[np.lexsort((self.name_rank[rows[take]], -score[take]))]

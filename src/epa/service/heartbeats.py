@@ -54,7 +54,9 @@ class HeartbeatWriter:
         self.clock = clock
         self.stats = HeartbeatStats()
         self._pending: list[_Waiting] = []
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # Set while heartbeats wait to be written.
+        self._work = threading.Event()
         self._thread: threading.Thread | None = None
 
     async def beat(self, host: str, generation: int, token: str) -> BeatOutcome:
@@ -62,47 +64,64 @@ class HeartbeatWriter:
         so; returns once committed."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(Beat(host, generation, self.clock(), token), loop, loop.create_future())
-        with self._cond:
+        with self._lock:
             self._pending.append(waiting)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="epa-heartbeats", daemon=True)
-                self._thread.start()
-            self._cond.notify()
+            if len(self._pending) == 1:
+                # The first of a batch wakes the writer (or starts it); the others only join the list.
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="epa-heartbeats", daemon=True)
+                    self._thread.start()
+                self._work.set()
         return await waiting.future
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                if not self._pending:
-                    self._cond.wait(IDLE_EXIT_SECONDS)
-                if not self._pending:
-                    self._thread = None
-                    return
+            if not self._work.wait(IDLE_EXIT_SECONDS):
+                with self._lock:
+                    if not self._pending:
+                        self._thread = None
+                        return
             # Let the batch fill: heartbeats arriving meanwhile share this transaction.
             threading.Event().wait(self.flush_seconds)
-            with self._cond:
+            with self._lock:
                 batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                if not self._pending:
+                    self._work.clear()
             self._write(batch)
 
     def _write(self, batch: list[_Waiting]) -> None:
         try:
-            outcomes = record_beats(self.db, [w.beat for w in batch], self.revive_after)
+            outcomes: list[BeatOutcome] | BaseException = record_beats(
+                self.db, [w.beat for w in batch], self.revive_after
+            )
         except Exception as e:  # every waiter gets the error (translated to ServiceUnavailable etc.)
             log.warning("writing %d heartbeats failed: %s", len(batch), e)
-            for w in batch:
-                w.loop.call_soon_threadsafe(_fail, w.future, e)
-            return
-        self.stats.beats += len(batch)
-        self.stats.batches += 1
-        for w, outcome in zip(batch, outcomes, strict=True):
-            w.loop.call_soon_threadsafe(_settle, w.future, outcome)
+            outcomes = e
+        else:
+            self.stats.beats += len(batch)
+            self.stats.batches += 1
+        # One wake-up per event loop for the whole batch, not one per heartbeat (each is a write to the loop's
+        # self-pipe and a turn of the loop).
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
+        for i, w in enumerate(batch):
+            result = outcomes if isinstance(outcomes, BaseException) else outcomes[i]
+            by_loop.setdefault(w.loop, []).append((w.future, result))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # its loop was closed (the app shut down): nobody waits for these answers
+                log.debug("%d heartbeats answered after their event loop closed", len(settled))
 
 
-def _settle(future: asyncio.Future[BeatOutcome], outcome: BeatOutcome) -> None:
-    if not future.done():
-        future.set_result(outcome)
+# A heartbeat's future and what it gets: the outcome, or the error that writing its batch met.
+_Settled = tuple[asyncio.Future[BeatOutcome], BeatOutcome | BaseException]
 
 
-def _fail(future: asyncio.Future[BeatOutcome], error: BaseException) -> None:
-    if not future.done():
-        future.set_exception(error)
+def _settle(settled: list[_Settled]) -> None:
+    for future, result in settled:
+        if future.done():
+            continue
+        if isinstance(result, BaseException):
+            future.set_exception(result)
+        else:
+            future.set_result(result)

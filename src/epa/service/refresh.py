@@ -26,6 +26,7 @@ class RefreshStats:
     """What refreshing has cost this view (metrics and the fleet benchmark read it)."""
 
     refreshes: int = 0
+    feed_reads: int = 0
     reloaded_hosts: int = 0
     liveness_checked: int = 0
     seconds: float = 0.0
@@ -53,8 +54,9 @@ class ViewFollower:
         self._edge = -math.inf
         self.stats = RefreshStats()
 
-    def follow(self) -> None:
-        """One refresh: reload what the feed names, then re-check the hosts entering the timeout window."""
+    def follow(self, read_feed: bool = True) -> None:
+        """One refresh: reload what the feed names (unless ``read_feed`` is False: the caller knows nothing
+        was put on it since the last read), then re-check the hosts entering the timeout window."""
         if self.cursor is None:
             # The cursor first: whatever commits while every host is loaded is read again next time.
             cursor = feed_cursor(self.db)
@@ -62,8 +64,9 @@ class ViewFollower:
             self.apply(snapshots)
             self.stats.reloaded_hosts += len(snapshots)
             self.cursor = cursor
-        else:
+        elif read_feed:
             changes = read_changes(self.db, self.cursor)
+            self.stats.feed_reads += 1
             if changes.names:
                 snapshots = load_snapshots(self.db, changes.names)
                 self.apply(snapshots)

@@ -2,8 +2,9 @@
 back on the next candidate when another process got there first.
 
 The database is the truth. Each API process keeps a ``Scheduler`` built from host snapshots and
-reloads the hosts the change feed names (service.refresh) - at most once per ``refresh_seconds``, and
-at once for a host whose claim conflicted. A stale view can only cost a retry: the claim itself
+reloads the hosts the change feed names (service.refresh) - at most once per ``refresh_seconds``, at once
+when another process notified a change (PostgreSQL, ``listen``), and at once for a host whose claim
+conflicted. A stale view can only cost a retry: the claim itself
 re-checks everything under the host's row lock."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from epa.inventory import Database
 from epa.inventory.aliases import known_aliases
 from epa.inventory.claims import ClaimConflict, DuplicateRequest, NewServer, claim, record_unscheduled
 from epa.inventory.flavors import get_flavor
+from epa.inventory.notify import FeedListener
 from epa.inventory.records import ServerRecord
 from epa.inventory.servers import server_by_request_key
 from epa.inventory.snapshots import HostSnapshot, load_snapshots
@@ -105,11 +107,20 @@ def to_host_state(
 
 class SchedulingService:
     def __init__(
-        self, db: Database, config: ServiceConfig | None = None, clock: Callable[[], float] = time.time
+        self,
+        db: Database,
+        config: ServiceConfig | None = None,
+        clock: Callable[[], float] = time.time,
+        listen: bool = False,
     ) -> None:
+        """``listen``: on PostgreSQL, hold a connection that is told of every change (``inventory.notify``):
+        the view then reads the feed at once after another process changed something, and not at all while
+        nothing changed. Call :meth:`close` to let it go."""
         self.db = db
         self.config = config or ServiceConfig()
         self.clock = clock
+        self.listener = FeedListener(db) if listen and db.dialect == "postgresql" else None
+        self._wakeups_seen: int | None = None
         scheduler_config = self.config.scheduler
         if scheduler_config.salt == 0:
             # Its own salt for each API process: processes sharing a database then pick different ones
@@ -138,11 +149,25 @@ class SchedulingService:
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._refreshed_at < self.config.refresh_seconds:
+        wakeups = self.listener.wakeups() if self.listener is not None else None
+        woken = wakeups is not None and wakeups != self._wakeups_seen
+        if not force and not woken and now - self._refreshed_at < self.config.refresh_seconds:
             return
-        self.follower.follow()
+        # Unless the listener vouches that nothing was notified since the last read, read the feed. The count
+        # was taken before the read (one that arrives during it makes the next refresh read again) and is
+        # kept only once the read succeeded.
+        self.follower.follow(read_feed=force or wakeups is None or woken)
+        self._wakeups_seen = wakeups
         self.follower.stats.seconds += time.monotonic() - now
         self._refreshed_at = now
+
+    def wakeups(self) -> int:
+        """Notifications (and listener reconnections) received so far; 0 without a listener."""
+        return self.listener.received() if self.listener is not None else 0
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
 
     def reload_host(self, name: str) -> None:
         snaps = load_snapshots(self.db, [name])
