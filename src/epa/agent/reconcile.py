@@ -25,7 +25,7 @@ from epa.client import JsonObject
 from epa.crashpoints import crash_point
 from epa.domain.address import PciAddress
 from epa.domain.host import HostReport, NumaCell
-from epa.errors import EpaError, Forbidden, LibvirtError, ServiceUnavailable, Unauthorized
+from epa.errors import EpaError, Forbidden, LibvirtError, LibvirtTimeout, ServiceUnavailable, Unauthorized
 from epa.hostnet.vf import VfConfig
 from epa.libvirt_client import LibvirtConnection
 from epa.virt import DomainType, InvalidDomainXml, build_domain_xml, parse_domain_devices, parse_domain_metadata
@@ -234,6 +234,10 @@ class Reconciler:
     def _domains(self, conn: LibvirtConnection, devices: Devices) -> list[Domain]:
         try:
             listed = conn.list_domains()
+        except LibvirtTimeout:
+            # Wedged, not gone: the connection remembers the call it waits for and refuses at once until
+            # it returns (a new connection would hang behind it, a thread more each pass).
+            raise
         except LibvirtError:
             # The connection may be dead (libvirtd restarted): open a new one next pass.
             dead, self._conn = self._conn, None
@@ -391,8 +395,13 @@ class Reconciler:
         self, conn: LibvirtConnection, server: JsonObject, devices: Devices, reason: str, skip: Iterable[PciAddress]
     ) -> None:
         name = domain_name(server)
-        conn.destroy_domain(name)
-        conn.undefine_domain(name)
+        try:
+            conn.destroy_domain(name)
+            conn.undefine_domain(name)
+        except LibvirtError as e:
+            # A start past its deadline still holds the domain: the server goes to error all the same
+            # (the error branch removes the domain once libvirt lets go of it), saying so.
+            reason = f"{reason}; its domain is not removed yet: {e}"
         self._give_back(conn, server, devices, skip=frozenset(skip))
         self._remove_boot(conn, server)
         self.client.post_server_state(str(server["id"]), status="error", reason=reason[:_MAX_REASON])
