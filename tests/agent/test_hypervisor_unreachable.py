@@ -5,6 +5,7 @@ a real libvirt error (a daemon socket nobody listens on), then libvirt's ``test:
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from epa.client import ApiClient
 from epa.discovery.sysfs import scan_sysfs
 from epa.domain.device_spec import classify, parse_device_specs
 from epa.domain.host import HostReport, NumaCell
-from epa.errors import LibvirtError
+from epa.errors import LibvirtError, LibvirtTimeout
 from epa.inventory import Database
 from epa.libvirt_client import LibvirtConnection, open_connection
 from epa.simulate.hosts import nfv_host
@@ -69,3 +70,36 @@ def test_an_unreachable_hypervisor_is_on_the_host_and_its_waiting_servers_until_
         assert built["status"] == "active" and built["status_reason"] is None
         host = admin.get_host(HOST)["hypervisor"]
         assert host["reachable"] is True and host["reason"] is None and host["domain_type"] == "test"
+
+
+def test_a_daemon_that_takes_the_connection_and_never_answers_is_unreachable_after_the_deadline(
+    apis: tuple[ApiClient, ApiClient], tmp_path: Path
+) -> None:
+    admin, agent = apis
+    cells = (NumaCell(0, (0, 1), 64_000, 0),)
+    agent.put_inventory(HOST, 0, cells, ())
+    admin.create_flavor({"name": "small", "vcpus": 1, "memory_mb": 512})
+    created = admin.create_server("waits", "small")
+    # A wedged libvirtd: its socket accepts (the kernel's backlog does) and nothing ever answers, so
+    # libvirt's remote driver waits for the reply to its first call for ever.
+    path = tmp_path / "wedged.sock"
+    wedged = f"qemu+unix:///system?socket={path}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(8)
+        reconciler = Reconciler(
+            agent,
+            HOST,
+            lambda: open_connection(wedged, 2.0),
+            lambda: HostReport(cells, ()),
+            None,
+            uri=wedged,
+            kvm_probe=lambda _: None,
+        )
+        with pytest.raises(LibvirtTimeout, match="no answer within 2s"):
+            reconciler.reconcile_once()
+    host = admin.get_host(HOST)["hypervisor"]
+    assert host["reachable"] is False and "wedged.sock" in host["reason"], host
+    assert "no answer within 2s" in host["reason"], host
+    waiting = admin.get_server(created["id"])
+    assert waiting["status"] == "scheduled" and waiting["status_reason"] == host["reason"]
