@@ -309,7 +309,13 @@ class Reconciler:
         elif status == "deleting":
             self._remove_domains(conn, own, server, "is deleted")
             self._remove_boot(conn, server)
-            self._give_back(conn, server, devices, skip=frozenset())
+            left = self._give_back(conn, server, devices, skip=frozenset())
+            if left:
+                # Released all the same (the domain is gone), but what was not undone is on the server,
+                # not only in this agent's log: the operator has a device to look at.
+                self.client.post_server_state(
+                    server_id, reason=f"released; not undone: {'; '.join(left)}"[:_MAX_REASON]
+                )
             crash_point("agent.teardown.before_released")
             self.client.post_released(server_id)
             self._did(f"server {server['name']}: released")
@@ -402,7 +408,9 @@ class Reconciler:
             # A start past its deadline still holds the domain: the server goes to error all the same
             # (the error branch removes the domain once libvirt lets go of it), saying so.
             reason = f"{reason}; its domain is not removed yet: {e}"
-        self._give_back(conn, server, devices, skip=frozenset(skip))
+        left = self._give_back(conn, server, devices, skip=frozenset(skip))
+        if left:
+            reason = f"{reason}; not undone: {'; '.join(left)}"
         self._remove_boot(conn, server)
         self.client.post_server_state(str(server["id"]), status="error", reason=reason[:_MAX_REASON])
         self._did(f"server {server['name']}: error: {reason}", logging.ERROR)
@@ -438,9 +446,10 @@ class Reconciler:
 
     def _give_back(
         self, conn: LibvirtConnection, server: JsonObject, devices: Devices, skip: frozenset[PciAddress]
-    ) -> None:
+    ) -> list[str]:
         """Reset the server's VFs and reattach its unmanaged devices, going on past failures: what one
-        device refuses must not keep the others (or the release) back."""
+        device refuses must not keep the others (or the release) back. What failed, one line each."""
+        left: list[str] = []
         teardown, warnings = plan_teardown(server, devices)
         for warning in warnings:
             log.warning("%s", warning)
@@ -453,9 +462,8 @@ class Reconciler:
                 except _FATAL:
                     raise
                 except EpaError as e:
-                    log.warning(
-                        "server %s: cannot reset %s VF %d: %s", server.get("name"), config.pf_ifname, config.vf_index, e
-                    )
+                    left.append(f"cannot reset {config.pf_ifname} VF {config.vf_index} ({address}): {e}")
+                    log.warning("server %s: %s", server.get("name"), left[-1])
                     continue
                 self._did(f"server {server['name']}: reset {config.pf_ifname} VF {config.vf_index}")
         for address in teardown.reattach:
@@ -467,9 +475,11 @@ class Reconciler:
                 else:
                     conn.node_device_reattach(address)
             except EpaError as e:
-                log.warning("server %s: cannot reattach %s: %s", server.get("name"), address, e)
+                left.append(f"cannot reattach {address}: {e}")
+                log.warning("server %s: %s", server.get("name"), left[-1])
                 continue
             self._did(f"server {server['name']}: reattached {address} to its host driver")
+        return left
 
     def _report(self, conn: LibvirtConnection, server: JsonObject, name: str) -> None:
         """Post the domain's state and XML when they differ from what the API last heard."""
