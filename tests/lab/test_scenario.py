@@ -153,3 +153,15 @@ def test_under_embed_the_nvme_vf_is_unmanaged_and_the_agent_bound_it_itself(lab:
     hostdev = xml.split(f"bus='0x{bus}' slot='0x{slot}' function='0x{function}'")[0].rsplit("<hostdev", 1)[1]
     assert "managed='no'" in hostdev, hostdev
     assert seen["devices"][nvme]["driver"] == "vfio-pci"
+
+
+def test_the_l2_guest_booted_from_an_epa_image_shows_the_vf_and_the_ports_mac_on_its_own_console(
+    lab: LabRun,
+) -> None:
+    seen = active(lab, "embed")
+    lines = lab.fact("embed.console")
+    # the igb VF, as the L2 guest's own PCI bus has it, and its netdev (igbvf) with the MAC EPA gave the port
+    assert any(line.startswith("EPA pci ") and " 0x8086:0x10ca " in line for line in lines), lines
+    assert any(line.startswith("EPA net ") and f" {MAC}" in line for line in lines), lines
+    assert seen["server"]["ports"][0]["mac"] == MAC
+    assert "<kernel>" in seen["live_xml"], "the domain did not boot the image's kernel"
