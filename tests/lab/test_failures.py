@@ -15,7 +15,7 @@ import pytest
 from lab.results import LabRun
 
 # The first test pays for the session's boot (conftest.BOOT_DEADLINE_S), under pytest-timeout too.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 FAILURES = ["multicast", "busy", "no_vfio", "group_managed", "group_unmanaged", "pf_refused"]
 
 

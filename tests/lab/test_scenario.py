@@ -13,7 +13,7 @@ import pytest
 from lab.results import LabRun
 
 # The first test pays for the session's boot (conftest.BOOT_DEADLINE_S), under pytest-timeout too.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 MAC = "52:54:00:1a:b0:01"
 VLAN = 42
 HYPERVISORS = ["system", "embed"]
