@@ -12,6 +12,7 @@ A failed build is undone completely and reported as ``error``, which releases th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ _FATAL = (Unauthorized, Forbidden, ServiceUnavailable)
 _STARTABLE = frozenset({"shutoff", "crashed"})
 _GOING = frozenset({"deleting", "error"})
 _MAX_REASON = 4000  # the API keeps at most 4096 characters of a status reason
+_MAX_WARNINGS, _MAX_WARNING = 20, 1000  # a host's hypervisor warnings: at most 20 of 1000 characters
 
 VfBackend = Callable[[VfConfig], object]
 
@@ -127,8 +129,11 @@ class Reconciler:
         vfio: Vfio | None = None,
         boot: Boot | None = None,
         domain_type: DomainType | None = None,
+        host_warnings: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.vfio = vfio
+        self.host_warnings = host_warnings
+        self._warnings_told: tuple[str, ...] | None = None
         self.client = client
         self.uri = uri
         self.kvm_probe = kvm_probe
@@ -170,6 +175,7 @@ class Reconciler:
             tell_unreachable(self.client, self.host_name, self.uri, e, servers)
             raise
         summary.servers, summary.domains = len(servers), len(domains)
+        self._tell_host_warnings()
         self._removed = set()
         self._in_use = parts_in_use(s for s in servers if s.get("status") not in _GOING)
         going = [s for s in servers if s.get("status") in _GOING]
@@ -198,6 +204,18 @@ class Reconciler:
                 summary.failures.append(f"image cache report: {e}")
                 log.error("image cache report: %s", e)
         return summary
+
+    def _tell_host_warnings(self) -> None:
+        """Put the host-wide problems (``host_warnings``: VF provisioning refused) on the host with the
+        hypervisor's own warnings, when they changed since the API was last told."""
+        if self.host_warnings is None or self.hypervisor is None:
+            return
+        extra = tuple(w[:_MAX_WARNING] for w in self.host_warnings())
+        if extra == self._warnings_told:
+            return
+        warnings = (*self.hypervisor.warnings, *extra)[:_MAX_WARNINGS]
+        self.client.put_hypervisor(self.host_name, dataclasses.replace(self.hypervisor, warnings=warnings).to_json())
+        self._warnings_told = extra
 
     def _tell_images(self, boot: Boot) -> None:
         """Tell the API which parts the image cache holds, when that changed (the scheduler weighs it)."""
@@ -229,6 +247,7 @@ class Reconciler:
                 log.warning("%s", warning)
             self.client.put_hypervisor(self.host_name, state.to_json())
             self.hypervisor, self._conn = state, conn
+            self._warnings_told = None if self.host_warnings is not None and self.host_warnings() else ()
         return self._conn
 
     def _domains(self, conn: LibvirtConnection, devices: Devices) -> list[Domain]:

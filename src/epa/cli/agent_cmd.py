@@ -244,8 +244,9 @@ def agent(
         specs, sriov = _specs(config_path, device_specs)
         root = sysfs_root or Path("/sys")
         scan = _scanner(root, libvirt_uri)
+        provisioner = None
         if sriov:
-            scan = provisioning(sriov, root, procfs_root, scan)
+            scan = provisioner = provisioning(sriov, root, procfs_root, scan)
         if libvirt_uri is not None:
             log.warning("NUMA cells are read from %s, not from libvirt's capabilities", root)
         the_agent = Agent(
@@ -278,6 +279,8 @@ def agent(
                 vfio=SysfsVfio(root, procfs_root) if root == Path("/sys") and not uri.startswith("test") else None,
                 boot=Boot(cache, state, the_agent.host_name),
                 domain_type=DomainType(domain_type) if domain_type else None,
+                # VF provisioning refused is host-wide: on the host, not only in this log
+                host_warnings=(lambda: provisioner.errors) if provisioner is not None else None,
             )
         try:
             if once:
