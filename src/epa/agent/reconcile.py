@@ -133,7 +133,9 @@ class Reconciler:
     ) -> None:
         self.vfio = vfio
         self.host_warnings = host_warnings
-        self._warnings_told: tuple[str, ...] | None = None
+        # What the API was last told of the hypervisor (None: nothing since the last (re)connection, or
+        # it was told the hypervisor is unreachable since).
+        self._hypervisor_told: HypervisorState | None = None
         self.client = client
         self.uri = uri
         self.kvm_probe = kvm_probe
@@ -173,9 +175,10 @@ class Reconciler:
             domains = self._domains(conn, devices)
         except LibvirtError as e:
             tell_unreachable(self.client, self.host_name, self.uri, e, servers)
+            self._hypervisor_told = None
             raise
         summary.servers, summary.domains = len(servers), len(domains)
-        self._tell_host_warnings()
+        self._tell_hypervisor()
         self._removed = set()
         self._in_use = parts_in_use(s for s in servers if s.get("status") not in _GOING)
         going = [s for s in servers if s.get("status") in _GOING]
@@ -205,17 +208,19 @@ class Reconciler:
                 log.error("image cache report: %s", e)
         return summary
 
-    def _tell_host_warnings(self) -> None:
-        """Put the host-wide problems (``host_warnings``: VF provisioning refused) on the host with the
-        hypervisor's own warnings, when they changed since the API was last told."""
-        if self.host_warnings is None or self.hypervisor is None:
+    def _tell_hypervisor(self) -> None:
+        """Put the hypervisor's state on the host, with the host-wide problems of ``host_warnings`` (VF
+        provisioning refused), when it differs from what the API was last told: after a (re)connection,
+        once a hypervisor said unreachable answers again, when the problems change."""
+        if self.hypervisor is None:
             return
-        extra = tuple(w[:_MAX_WARNING] for w in self.host_warnings())
-        if extra == self._warnings_told:
-            return
+        extra = tuple(w[:_MAX_WARNING] for w in self.host_warnings()) if self.host_warnings is not None else ()
         warnings = (*self.hypervisor.warnings, *extra)[:_MAX_WARNINGS]
-        self.client.put_hypervisor(self.host_name, dataclasses.replace(self.hypervisor, warnings=warnings).to_json())
-        self._warnings_told = extra
+        state = dataclasses.replace(self.hypervisor, warnings=warnings)
+        if state == self._hypervisor_told:
+            return
+        self.client.put_hypervisor(self.host_name, state.to_json())
+        self._hypervisor_told = state
 
     def _tell_images(self, boot: Boot) -> None:
         """Tell the API which parts the image cache holds, when that changed (the scheduler weighs it)."""
@@ -245,9 +250,8 @@ class Reconciler:
             state = choose_domain_type(conn, self.kvm_probe)
             for warning in state.warnings:
                 log.warning("%s", warning)
-            self.client.put_hypervisor(self.host_name, state.to_json())
             self.hypervisor, self._conn = state, conn
-            self._warnings_told = None if self.host_warnings is not None and self.host_warnings() else ()
+            self._hypervisor_told = None  # told once the pass has listed the domains
         return self._conn
 
     def _domains(self, conn: LibvirtConnection, devices: Devices) -> list[Domain]:
