@@ -1,10 +1,10 @@
 """A domain start that hangs, through the reconciler: the real API (uvicorn in a thread, SQLite), libvirt's
 QEMU driver under ``qemu:///embed`` in a fresh Python process (one embedded root per process), a server
-booting a kernel image (this machine's kernel and a busybox initramfs) whose console log the test made a FIFO nobody reads: libvirt blocks opening it,
-holding the domain's lock. Past the agent's deadline the server is ``error`` naming the step (and saying
-its domain is not removed yet), its devices released; the next pass finds the connection still waiting
-and puts that on the host; once the FIFO gets a reader the start returns and the error server's domain
-is removed."""
+booting a kernel image (this machine's kernel and a busybox initramfs) whose console log the test made a
+FIFO nobody reads: libvirt blocks opening it, holding the domain's lock. Past the agent's deadline the
+server is ``error`` naming the step (and saying its domain is not removed yet), its devices released; the
+next pass finds the connection still waiting and puts that on the host; once the FIFO gets a reader the
+start returns, the error server's domain is removed and the host is reachable again."""
 
 from __future__ import annotations
 

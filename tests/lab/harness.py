@@ -1,6 +1,7 @@
 """The SR-IOV lab: boots Debian's kernel under QEMU (TCG, no KVM needed) with virtme-ng, on the host's own
-root filesystem, with an emulated IOMMU, an igb SR-IOV NIC (no NUMA node) and an SR-IOV NVMe controller
-behind a root complex on NUMA node 1 (see LAB.md). ``boot`` runs one command in the guest and brings its
+root filesystem, with an emulated IOMMU, an igb SR-IOV NIC (no NUMA node), an SR-IOV NVMe controller
+behind a root complex on NUMA node 1 (see LAB.md) and two e1000 behind a PCIe-to-PCI bridge (one IOMMU
+group for both). ``boot`` runs one command in the guest and brings its
 files out through a shared directory; ``python -m tests.lab.harness shell`` gives a developer the same guest.
 """
 

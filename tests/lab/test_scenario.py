@@ -1,8 +1,9 @@
 """EPA passes real VFs into real QEMU through real VFIO, asserted from the kernel's and QEMU's side in the
 lab guest (one boot, tests/lab/guest/scenario.py): a server with an NVMe VF (``numa_policy: required``,
 the NVMe is on NUMA node 1) and a ``direct`` port (MAC, VLAN) on an igb VF goes active through a libvirt
-daemon (``qemu:///system``) and through the embedded driver (``qemu:///embed``); deleting it gives both
-VFs back to their host drivers and clears the port's MAC and VLAN."""
+daemon (``qemu:///system``) and through the embedded driver (``qemu:///embed``), where it boots an EPA image
+(an L2 guest) whose own console shows the VF and the port's MAC; deleting it gives both VFs back to their
+host drivers and clears the port's MAC and VLAN."""
 
 from __future__ import annotations
 
