@@ -8,15 +8,12 @@ start returns, the error server's domain is removed and the host is reachable ag
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-QEMU_CONF = 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nstdio_handler = "file"\n'
+from support.embed import embed_root, qemu_binary, run_program
+
 DEADLINE_S = 20.0  # the first define probes QEMU's capabilities: seconds
 PROGRAM = """
 import json, os, sys, time
@@ -91,21 +88,11 @@ print(json.dumps(out))
 def test_a_start_that_hangs_is_the_servers_error_naming_the_step_and_the_host_says_what_it_waits_for(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    assert shutil.which("qemu-system-x86_64"), "qemu-system-x86_64 is not installed (./dev installs qemu-system-x86)"
-    root = tmp_path_factory.mktemp("rh")  # shallow: QEMU's monitor socket path must stay short
-    (root / "etc").mkdir()
-    (root / "etc" / "qemu.conf").write_text(QEMU_CONF)
+    qemu_binary()
+    root = embed_root(tmp_path_factory, "rh")
     work = tmp_path_factory.mktemp("work")
     tests = Path(__file__).resolve().parents[1]
-    done = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(root), str(work), str(DEADLINE_S), str(tests)],
-        capture_output=True,
-        text=True,
-        timeout=360,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = run_program(PROGRAM, str(root), str(work), str(DEADLINE_S), str(tests), timeout_s=360)
     server = out["server"]
     name = f"epa-hangs-{server['id'][:8]}"
     reason = server["status_reason"]

@@ -8,14 +8,10 @@ and the domain is destroyed and undefined as usual."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-QEMU_CONF = 'user = "root"\ngroup = "root"\nsecurity_driver = "none"\nstdio_handler = "file"\n'
+from support.embed import embed_root, qemu_binary, run_program
+
 DEADLINE_S = 20.0  # the first define probes QEMU's capabilities: seconds
 PROGRAM = """
 import json, os, sys, time, uuid
@@ -65,20 +61,8 @@ print(json.dumps(out))
 def test_a_domain_start_that_hangs_is_a_timeout_naming_the_step_and_later_calls_fail_at_once(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    qemu = shutil.which("qemu-system-x86_64")
-    assert qemu is not None, "qemu-system-x86_64 is not installed (./dev installs qemu-system-x86)"
-    root = tmp_path_factory.mktemp("hang")  # shallow: QEMU's monitor socket path must stay short
-    (root / "etc").mkdir()
-    (root / "etc" / "qemu.conf").write_text(QEMU_CONF)
-    done = subprocess.run(
-        [sys.executable, "-c", PROGRAM, str(root), qemu, str(DEADLINE_S)],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    root = embed_root(tmp_path_factory, "hang")
+    out = run_program(PROGRAM, str(root), qemu_binary(), str(DEADLINE_S), timeout_s=240)
     start = out["start"]
     assert start is not None, "the start returned although libvirt blocks on the console FIFO"
     assert start["type"] == "LibvirtTimeout"
