@@ -22,7 +22,8 @@ decode errors) are translated where they enter, with ``raise ... from``.
     ├── ServiceUnavailable           the API server cannot be reached or answers 5xx
     ├── DiscoveryError               the host cannot be read at all (no PCI bus in the sysfs root)
     └── LibvirtError                 a libvirt call failed; keeps libvirt's error code
-        └── LibvirtUnsupported       the connection driver does not support the call
+        ├── LibvirtUnsupported       the connection driver does not support the call
+        └── LibvirtTimeout           a call that may hang (connect, define, start, destroy) ran past its deadline
 """
 
 from __future__ import annotations
@@ -115,3 +116,10 @@ class LibvirtUnsupported(LibvirtError):
     """The connection driver does not implement the call (``VIR_ERR_NO_SUPPORT``)."""
 
     code = "libvirt_unsupported"
+
+
+class LibvirtTimeout(LibvirtError):
+    """A libvirt call did not return within its deadline (a wedged daemon, a QEMU or a file that blocks):
+    the call goes on in the background, and the message names the step and the deadline."""
+
+    code = "libvirt_timeout"

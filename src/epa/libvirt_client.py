@@ -11,20 +11,25 @@ import functools
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import libvirt
 
 from epa.domain.address import PciAddress
-from epa.errors import LibvirtError, LibvirtUnsupported
+from epa.errors import LibvirtError, LibvirtTimeout, LibvirtUnsupported
+
+T = TypeVar("T")
 
 NodeDeviceCap = Literal["pci", "net"]
 
 EVENT_LOOP_THREAD = "libvirt-event-loop"
 _EVENT_LOOP_BACKOFF_S = 0.1
+# How long a call that may hang (connect, define, start, destroy) is waited for. A domain start returns
+# once QEMU runs, not when the guest has booted: minutes are plenty even under TCG on a loaded host.
+DEFAULT_DEADLINE_S = 300.0
 
 _CAP_FLAGS: dict[str, int] = {
     "pci": libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV,
@@ -60,23 +65,92 @@ def _calling(what: str) -> Iterator[None]:
         raise _translate(e, what) from e
 
 
-def open_connection(uri: str) -> LibvirtConnection:
+class _Call(threading.Thread):
+    """One libvirt call in a thread of its own, so that its caller can stop waiting: a blocking libvirt
+    call cannot be interrupted. ``abandoned`` is set when the caller gave up; ``on_abandoned`` then
+    receives what the call returned late (a connection opened too late is closed)."""
+
+    def __init__(self, step: str, call: Callable[[], Any], on_abandoned: Callable[[Any], None] | None) -> None:
+        super().__init__(name=f"libvirt: {step}", daemon=True)
+        self.step, self.call, self.on_abandoned = step, call, on_abandoned
+        self.started_at = time.monotonic()
+        self.abandoned = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        try:
+            result = self.call()
+        except BaseException as e:  # handed to the waiting caller, who raises it
+            self.error = e
+            return
+        with self._lock:
+            self.result = result
+            late = self.abandoned
+        if late and self.on_abandoned is not None:
+            self.on_abandoned(result)
+
+    def wait(self, deadline_s: float) -> Any:
+        """The call's result within ``deadline_s``; :class:`LibvirtTimeout` naming the step otherwise."""
+        self.join(deadline_s)
+        with self._lock:
+            if self.is_alive():
+                self.abandoned = True
+                raise LibvirtTimeout(
+                    f"{self.step}: no answer within {deadline_s:g}s (the call goes on in the background)"
+                )
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _close_late(conn: Any) -> None:
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        return
+
+
+def open_connection(uri: str, deadline_s: float = DEFAULT_DEADLINE_S) -> LibvirtConnection:
     """Open a read-write connection to ``uri`` (``qemu:///system``, ``test:///path/to/node.xml``,
-    ``qemu:///embed?root=DIR``: the event loop that one needs is registered first)."""
+    ``qemu:///embed?root=DIR``: the event loop that one needs is registered first). A daemon that takes
+    the connection and never answers is :class:`LibvirtTimeout` after ``deadline_s``, which is also the
+    deadline of the connection's calls that may hang (define, start, destroy)."""
     _quiet_libvirt()
     if is_embedded_uri(uri):
         ensure_event_loop()
-    with _calling(f"cannot connect to libvirt at {uri!r}"):
-        conn = libvirt.open(uri)
-    return LibvirtConnection(conn, uri)
+    what = f"cannot connect to libvirt at {uri!r}"
+    with _calling(what):
+        conn = _Call(what, lambda: libvirt.open(uri), _close_late)
+        conn.start()
+        return LibvirtConnection(conn.wait(deadline_s), uri, deadline_s)
 
 
 class LibvirtConnection:
-    """An open ``virConnect``; a context manager that closes it."""
+    """An open ``virConnect``; a context manager that closes it. The calls that may hang (define, start,
+    destroy, the listing that begins each pass) are waited for at most ``deadline_s`` each. While one
+    that ran past it has not returned, every call on the connection is a :class:`LibvirtTimeout` at once
+    naming it: libvirt holds that domain's lock meanwhile, and anything that touches the domain (a
+    listing does) would hang behind it."""
 
-    def __init__(self, conn: Any, uri: str) -> None:
+    def __init__(self, conn: Any, uri: str, deadline_s: float = DEFAULT_DEADLINE_S) -> None:
         self._conn = conn
         self.uri = uri
+        self.deadline_s = deadline_s
+        self._pending: _Call | None = None
+
+    def _within(self, step: str, call: Callable[[], T]) -> T:
+        """``call()``, waited for at most ``deadline_s``; libvirt's errors translated naming ``step``."""
+        running = _Call(step, call, None)
+        with _calling(step):
+            running.start()
+            try:
+                result: T = running.wait(self.deadline_s)
+            except LibvirtTimeout:
+                self._pending = running
+                raise
+        return result
 
     def __enter__(self) -> LibvirtConnection:
         return self
@@ -100,6 +174,14 @@ class LibvirtConnection:
     def _live(self) -> Any:
         if self._conn is None:
             raise LibvirtError(f"the libvirt connection to {self.uri!r} is closed")
+        earlier = self._pending
+        if earlier is not None:
+            if earlier.is_alive():
+                raise LibvirtTimeout(
+                    f"libvirt at {self.uri!r} still works on an earlier call past its deadline "
+                    f"({earlier.step}, {time.monotonic() - earlier.started_at:.0f}s ago)"
+                )
+            self._pending = None
         return self._conn
 
     # --- node devices -------------------------------------------------------------------------
@@ -188,9 +270,8 @@ class LibvirtConnection:
 
     def define_domain(self, xml: str) -> str:
         """Define (or redefine) a persistent domain from ``xml``; its UUID."""
-        with _calling(f"cannot define a domain on {self.uri!r}"):
-            dom = self._live.defineXML(xml)
-            return str(dom.UUIDString())
+        conn = self._live
+        return self._within(f"cannot define a domain on {self.uri!r}", lambda: str(conn.defineXML(xml).UUIDString()))
 
     def start_domain(self, name: str) -> None:
         """Start defined domain ``name``; a domain that already runs is left alone."""
@@ -198,23 +279,28 @@ class LibvirtConnection:
         with _calling(f"cannot start domain {name!r} on {self.uri!r}"):
             if dom.isActive():
                 return
-            dom.create()
+        self._within(f"cannot start domain {name!r} on {self.uri!r}", dom.create)
 
     def destroy_domain(self, name: str) -> None:
         """Power domain ``name`` off at once; a missing or stopped domain is fine."""
         dom = self._domain_or_none(name)
         if dom is None:
             return
+        what = f"cannot destroy domain {name!r} on {self.uri!r}"
         try:
             if dom.isActive():
-                dom.destroy()
-        except libvirt.libvirtError as e:
+                self._within(what, dom.destroy)
+        except LibvirtError as e:
             # It stopped (or went away) between the check and the call: what was asked for holds.
+            if e.libvirt_code == libvirt.VIR_ERR_NO_DOMAIN:
+                return
+            if e.libvirt_code == libvirt.VIR_ERR_OPERATION_INVALID and not self._active(name):
+                return
+            raise
+        except libvirt.libvirtError as e:
             if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return
-            if e.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID and not self._active(name):
-                return
-            raise _translate(e, f"cannot destroy domain {name!r} on {self.uri!r}") from e
+            raise _translate(e, what) from e
 
     def _active(self, name: str) -> bool:
         dom = self._domain_or_none(name)
@@ -251,8 +337,8 @@ class LibvirtConnection:
     def list_domains(self) -> list[tuple[str, str, str]]:
         """``(name, uuid, state)`` of every domain, running or only defined, sorted by name. A domain
         removed between the listing and the reads is left out."""
-        with _calling(f"cannot list domains on {self.uri!r}"):
-            domains = self._live.listAllDomains(0)
+        conn = self._live
+        domains = self._within(f"cannot list domains on {self.uri!r}", lambda: conn.listAllDomains(0))
         out: list[tuple[str, str, str]] = []
         for dom in domains:
             try:

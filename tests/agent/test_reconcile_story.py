@@ -234,3 +234,21 @@ def test_a_server_put_in_error_loses_its_domain_and_nothing_is_posted(world: Wor
     summary = world.reconciler.reconcile_once()
     assert summary.actions == [f"removed domain {domain_name(created)} (server vnf-1 is in error)"]
     assert world.domain_names() == [] and world.server(created["id"]) == before
+
+
+def test_a_vf_setting_that_cannot_be_undone_at_delete_is_on_the_released_server_not_only_in_the_log(
+    world: World,
+) -> None:
+    created = world.admin.create_server("vnf-1", "vnf", [DIRECT])
+    active = converge(world, created["id"], "active")
+    port_vf = next(d["address"] for d in active["devices"] if d["port"] == 0)
+    pf = world.admin.get_device(HOST, world.admin.get_device(HOST, port_vf)["parent_addr"])
+    index = pf["vf_addrs"].index(port_vf)
+    # The VF goes away under the server (its PF's VFs cut to fewer): the driver refuses its reset (EINVAL).
+    (world.sysfs / "bus" / "pci" / "devices" / pf["address"] / "sriov_numvfs").write_text(str(index))
+    world.admin.delete_server(created["id"])
+    gone = converge(world, created["id"], "deleted")
+    reason = gone["status_reason"] or ""
+    assert reason.startswith(f"released; not undone: cannot reset {pf['netdev']} VF {index} ({port_vf}): "), reason
+    assert "EINVAL" in reason, reason
+    assert world.statuses(active) == {"available"}

@@ -43,11 +43,29 @@ def test_vfio_pci_not_loaded_is_an_error_naming_the_device(nfv_sysfs: Path) -> N
 def test_binding_writes_the_override_unbinds_and_probes_and_a_driver_that_does_not_take_it_is_an_error(
     nfv_sysfs: Path,
 ) -> None:
-    with pytest.raises(VfioBindError, match=f"PCI device {VF}: vfio-pci did not take it \\(its driver is iavf\\)"):
+    with pytest.raises(VfioBindError, match=f"PCI device {VF}: vfio-pci did not take it \\(its driver is iavf\\)$"):
         SysfsVfio(nfv_sysfs).detach(VF)  # the fake's driver link stays on iavf: the kernel's would move
-    assert (dev(nfv_sysfs, VF) / "driver_override").read_text() == "vfio-pci"
+    # the override was written, then cleared again: nothing is left that the next probe would obey
+    assert (dev(nfv_sysfs, VF) / "driver_override").read_text() == "\n"
     assert (nfv_sysfs / "bus" / "pci" / "drivers" / "iavf" / "unbind").read_text() == str(VF)
     assert (nfv_sysfs / "bus" / "pci" / "drivers_probe").read_text() == str(VF)
+
+
+def test_a_pf_with_vfs_that_vfio_pci_refuses_is_given_back_and_the_error_says_why(nfv_sysfs: Path) -> None:
+    pf = dev(nfv_sysfs, VF).joinpath("physfn").resolve()
+    address = PciAddress.parse(pf.name)
+    vfs = int((pf / "sriov_numvfs").read_text())
+    assert vfs > 0
+    # the kernel's vfio-pci probe fails (-EBUSY) and the function is left without a driver
+    (pf / "driver").unlink()
+    with pytest.raises(VfioBindError) as caught:
+        SysfsVfio(nfv_sysfs).detach(address)
+    assert str(caught.value) == (
+        f"PCI device {address}: vfio-pci did not take it (its driver is none): vfio-pci takes no PF with SR-IOV "
+        f"enabled (it has {vfs} VFs; pass a VF, or set sriov_numvfs to 0)"
+    )
+    assert (pf / "driver_override").read_text() == "\n"  # and probed again, for its host driver
+    assert (nfv_sysfs / "bus" / "pci" / "drivers_probe").read_text() == str(address)
 
 
 def test_a_function_already_on_vfio_pci_is_left_and_give_back_clears_its_override(nfv_sysfs: Path) -> None:

@@ -1,6 +1,7 @@
 """The SR-IOV lab: boots Debian's kernel under QEMU (TCG, no KVM needed) with virtme-ng, on the host's own
-root filesystem, with an emulated IOMMU, an igb SR-IOV NIC (no NUMA node) and an SR-IOV NVMe controller
-behind a root complex on NUMA node 1 (see LAB.md). ``boot`` runs one command in the guest and brings its
+root filesystem, with an emulated IOMMU, an igb SR-IOV NIC (no NUMA node), an SR-IOV NVMe controller
+behind a root complex on NUMA node 1 (see LAB.md) and two e1000 behind a PCIe-to-PCI bridge (one IOMMU
+group for both). ``boot`` runs one command in the guest and brings its
 files out through a shared directory; ``python -m tests.lab.harness shell`` gives a developer the same guest.
 """
 
@@ -37,6 +38,12 @@ QEMU_OPTS = (
     "-device nvme-subsys,id=s0",
     "-device nvme,bus=rp2,serial=deadbeef,subsys=s0,sriov_max_vfs=4,sriov_vq_flexible=8,"
     "sriov_vi_flexible=4,max_ioqpairs=10,msix_qsize=8",
+    # two plain PCI NICs (e1000, 8086:100e) behind a PCIe-to-PCI bridge: the IOMMU sees the bridge's
+    # requester id for both, so they share one IOMMU group; one stays on its host driver, which makes the
+    # group not viable for passing the other through
+    "-device pcie-root-port,id=rp3,bus=pcie.0,chassis=11",
+    "-device pcie-pci-bridge,id=pb1,bus=rp3",
+    "-device e1000,bus=pb1,addr=1 -device e1000,bus=pb1,addr=2",
 )
 
 

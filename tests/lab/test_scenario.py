@@ -1,8 +1,9 @@
 """EPA passes real VFs into real QEMU through real VFIO, asserted from the kernel's and QEMU's side in the
 lab guest (one boot, tests/lab/guest/scenario.py): a server with an NVMe VF (``numa_policy: required``,
 the NVMe is on NUMA node 1) and a ``direct`` port (MAC, VLAN) on an igb VF goes active through a libvirt
-daemon (``qemu:///system``) and through the embedded driver (``qemu:///embed``); deleting it gives both
-VFs back to their host drivers and clears the port's MAC and VLAN."""
+daemon (``qemu:///system``) and through the embedded driver (``qemu:///embed``), where it boots an EPA image
+(an L2 guest) whose own console shows the VF and the port's MAC; deleting it gives both VFs back to their
+host drivers and clears the port's MAC and VLAN."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from lab.results import LabRun
 
 # The first test pays for the session's boot (conftest.BOOT_DEADLINE_S), under pytest-timeout too.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 MAC = "52:54:00:1a:b0:01"
 VLAN = 42
 HYPERVISORS = ["system", "embed"]
@@ -153,3 +154,15 @@ def test_under_embed_the_nvme_vf_is_unmanaged_and_the_agent_bound_it_itself(lab:
     hostdev = xml.split(f"bus='0x{bus}' slot='0x{slot}' function='0x{function}'")[0].rsplit("<hostdev", 1)[1]
     assert "managed='no'" in hostdev, hostdev
     assert seen["devices"][nvme]["driver"] == "vfio-pci"
+
+
+def test_the_l2_guest_booted_from_an_epa_image_shows_the_vf_and_the_ports_mac_on_its_own_console(
+    lab: LabRun,
+) -> None:
+    seen = active(lab, "embed")
+    lines = lab.fact("embed.console")
+    # the igb VF, as the L2 guest's own PCI bus has it, and its netdev (igbvf) with the MAC EPA gave the port
+    assert any(line.startswith("EPA pci ") and " 0x8086:0x10ca " in line for line in lines), lines
+    assert any(line.startswith("EPA net ") and f" {MAC}" in line for line in lines), lines
+    assert seen["server"]["ports"][0]["mac"] == MAC
+    assert "<kernel>" in seen["live_xml"], "the domain did not boot the image's kernel"

@@ -12,6 +12,7 @@ A failed build is undone completely and reported as ``error``, which releases th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from epa.client import JsonObject
 from epa.crashpoints import crash_point
 from epa.domain.address import PciAddress
 from epa.domain.host import HostReport, NumaCell
-from epa.errors import EpaError, Forbidden, LibvirtError, ServiceUnavailable, Unauthorized
+from epa.errors import EpaError, Forbidden, LibvirtError, LibvirtTimeout, ServiceUnavailable, Unauthorized
 from epa.hostnet.vf import VfConfig
 from epa.libvirt_client import LibvirtConnection
 from epa.virt import DomainType, InvalidDomainXml, build_domain_xml, parse_domain_devices, parse_domain_metadata
@@ -38,6 +39,7 @@ _FATAL = (Unauthorized, Forbidden, ServiceUnavailable)
 _STARTABLE = frozenset({"shutoff", "crashed"})
 _GOING = frozenset({"deleting", "error"})
 _MAX_REASON = 4000  # the API keeps at most 4096 characters of a status reason
+_MAX_WARNINGS, _MAX_WARNING = 20, 1000  # a host's hypervisor warnings: at most 20 of 1000 characters
 
 VfBackend = Callable[[VfConfig], object]
 
@@ -127,8 +129,13 @@ class Reconciler:
         vfio: Vfio | None = None,
         boot: Boot | None = None,
         domain_type: DomainType | None = None,
+        host_warnings: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self.vfio = vfio
+        self.host_warnings = host_warnings
+        # What the API was last told of the hypervisor (None: nothing since the last (re)connection, or
+        # it was told the hypervisor is unreachable since).
+        self._hypervisor_told: HypervisorState | None = None
         self.client = client
         self.uri = uri
         self.kvm_probe = kvm_probe
@@ -168,8 +175,10 @@ class Reconciler:
             domains = self._domains(conn, devices)
         except LibvirtError as e:
             tell_unreachable(self.client, self.host_name, self.uri, e, servers)
+            self._hypervisor_told = None
             raise
         summary.servers, summary.domains = len(servers), len(domains)
+        self._tell_hypervisor()
         self._removed = set()
         self._in_use = parts_in_use(s for s in servers if s.get("status") not in _GOING)
         going = [s for s in servers if s.get("status") in _GOING]
@@ -199,6 +208,20 @@ class Reconciler:
                 log.error("image cache report: %s", e)
         return summary
 
+    def _tell_hypervisor(self) -> None:
+        """Put the hypervisor's state on the host, with the host-wide problems of ``host_warnings`` (VF
+        provisioning refused), when it differs from what the API was last told: after a (re)connection,
+        once a hypervisor said unreachable answers again, when the problems change."""
+        if self.hypervisor is None:
+            return
+        extra = tuple(w[:_MAX_WARNING] for w in self.host_warnings()) if self.host_warnings is not None else ()
+        warnings = (*self.hypervisor.warnings, *extra)[:_MAX_WARNINGS]
+        state = dataclasses.replace(self.hypervisor, warnings=warnings)
+        if state == self._hypervisor_told:
+            return
+        self.client.put_hypervisor(self.host_name, state.to_json())
+        self._hypervisor_told = state
+
     def _tell_images(self, boot: Boot) -> None:
         """Tell the API which parts the image cache holds, when that changed (the scheduler weighs it)."""
         held = boot.cache.cached()
@@ -227,13 +250,17 @@ class Reconciler:
             state = choose_domain_type(conn, self.kvm_probe)
             for warning in state.warnings:
                 log.warning("%s", warning)
-            self.client.put_hypervisor(self.host_name, state.to_json())
             self.hypervisor, self._conn = state, conn
+            self._hypervisor_told = None  # told once the pass has listed the domains
         return self._conn
 
     def _domains(self, conn: LibvirtConnection, devices: Devices) -> list[Domain]:
         try:
             listed = conn.list_domains()
+        except LibvirtTimeout:
+            # Wedged, not gone: the connection remembers the call it waits for and refuses at once until
+            # it returns (a new connection would hang behind it, a thread more each pass).
+            raise
         except LibvirtError:
             # The connection may be dead (libvirtd restarted): open a new one next pass.
             dead, self._conn = self._conn, None
@@ -305,7 +332,13 @@ class Reconciler:
         elif status == "deleting":
             self._remove_domains(conn, own, server, "is deleted")
             self._remove_boot(conn, server)
-            self._give_back(conn, server, devices, skip=frozenset())
+            left = self._give_back(conn, server, devices, skip=frozenset())
+            if left:
+                # Released all the same (the domain is gone), but what was not undone is on the server,
+                # not only in this agent's log: the operator has a device to look at.
+                self.client.post_server_state(
+                    server_id, reason=f"released; not undone: {'; '.join(left)}"[:_MAX_REASON]
+                )
             crash_point("agent.teardown.before_released")
             self.client.post_released(server_id)
             self._did(f"server {server['name']}: released")
@@ -391,9 +424,16 @@ class Reconciler:
         self, conn: LibvirtConnection, server: JsonObject, devices: Devices, reason: str, skip: Iterable[PciAddress]
     ) -> None:
         name = domain_name(server)
-        conn.destroy_domain(name)
-        conn.undefine_domain(name)
-        self._give_back(conn, server, devices, skip=frozenset(skip))
+        try:
+            conn.destroy_domain(name)
+            conn.undefine_domain(name)
+        except LibvirtError as e:
+            # A start past its deadline still holds the domain: the server goes to error all the same
+            # (the error branch removes the domain once libvirt lets go of it), saying so.
+            reason = f"{reason}; its domain is not removed yet: {e}"
+        left = self._give_back(conn, server, devices, skip=frozenset(skip))
+        if left:
+            reason = f"{reason}; not undone: {'; '.join(left)}"
         self._remove_boot(conn, server)
         self.client.post_server_state(str(server["id"]), status="error", reason=reason[:_MAX_REASON])
         self._did(f"server {server['name']}: error: {reason}", logging.ERROR)
@@ -429,9 +469,10 @@ class Reconciler:
 
     def _give_back(
         self, conn: LibvirtConnection, server: JsonObject, devices: Devices, skip: frozenset[PciAddress]
-    ) -> None:
+    ) -> list[str]:
         """Reset the server's VFs and reattach its unmanaged devices, going on past failures: what one
-        device refuses must not keep the others (or the release) back."""
+        device refuses must not keep the others (or the release) back. What failed, one line each."""
+        left: list[str] = []
         teardown, warnings = plan_teardown(server, devices)
         for warning in warnings:
             log.warning("%s", warning)
@@ -444,9 +485,8 @@ class Reconciler:
                 except _FATAL:
                     raise
                 except EpaError as e:
-                    log.warning(
-                        "server %s: cannot reset %s VF %d: %s", server.get("name"), config.pf_ifname, config.vf_index, e
-                    )
+                    left.append(f"cannot reset {config.pf_ifname} VF {config.vf_index} ({address}): {e}")
+                    log.warning("server %s: %s", server.get("name"), left[-1])
                     continue
                 self._did(f"server {server['name']}: reset {config.pf_ifname} VF {config.vf_index}")
         for address in teardown.reattach:
@@ -458,9 +498,11 @@ class Reconciler:
                 else:
                     conn.node_device_reattach(address)
             except EpaError as e:
-                log.warning("server %s: cannot reattach %s: %s", server.get("name"), address, e)
+                left.append(f"cannot reattach {address}: {e}")
+                log.warning("server %s: %s", server.get("name"), left[-1])
                 continue
             self._did(f"server {server['name']}: reattached {address} to its host driver")
+        return left
 
     def _report(self, conn: LibvirtConnection, server: JsonObject, name: str) -> None:
         """Post the domain's state and XML when they differ from what the API last heard."""

@@ -197,17 +197,28 @@ def _bind(sysfs: Sysfs, driver: VfDriver, pf: str, what: str) -> Iterable[str]:
         yield f"{what}: VF {vf} bound to {sysfs.driver(vf) or 'no driver'} (was {bound or 'no driver'})"
 
 
-def provisioning(
-    provisions: Sequence[VfProvision], sysfs_root: Path, procfs_root: Path, scan: Callable[[], ScanResult]
-) -> Callable[[], ScanResult]:
-    """``scan`` preceded by a provisioning pass; the pass's errors become the scan's warnings (the agent
-    logs each once while it persists)."""
+class ProvisioningScan:
+    """``scan`` preceded by a provisioning pass. The pass's errors become the scan's warnings (the agent
+    logs each once while it persists) and stay in ``errors`` until a pass has none: host-wide causes,
+    which the reconciler puts on the host rather than leaving them in this agent's log."""
 
-    def provision_then_scan() -> ScanResult:
-        outcome = provision_vfs(provisions, sysfs_root, procfs_root)
-        scanned = scan()
+    def __init__(
+        self, provisions: Sequence[VfProvision], sysfs_root: Path, procfs_root: Path, scan: Callable[[], ScanResult]
+    ) -> None:
+        self.provisions, self.sysfs_root, self.procfs_root, self.scan = provisions, sysfs_root, procfs_root, scan
+        self.errors: tuple[str, ...] = ()
+
+    def __call__(self) -> ScanResult:
+        outcome = provision_vfs(self.provisions, self.sysfs_root, self.procfs_root)
+        self.errors = outcome.errors
+        scanned = self.scan()
         if not outcome.errors:
             return scanned
         return dataclasses.replace(scanned, warnings=(*outcome.errors, *scanned.warnings))
 
-    return provision_then_scan
+
+def provisioning(
+    provisions: Sequence[VfProvision], sysfs_root: Path, procfs_root: Path, scan: Callable[[], ScanResult]
+) -> ProvisioningScan:
+    """``scan`` preceded by a provisioning pass (see :class:`ProvisioningScan`)."""
+    return ProvisioningScan(provisions, sysfs_root, procfs_root, scan)

@@ -2,7 +2,8 @@
 through sysfs (``driver_override``, ``unbind``, ``drivers_probe``), and giving them back to their host
 driver afterwards: what libvirt's node-device detach does, without needing libvirt's node-device driver
 (the embedded ``qemu:///embed`` driver has none). A group another function keeps on a host driver is not
-viable for VFIO, and is refused naming both."""
+viable for VFIO, and is refused naming both; a function vfio-pci will not take (a PF with VFs) is given
+back to its host driver and refused naming the cause."""
 
 from __future__ import annotations
 
@@ -95,7 +96,13 @@ class SysfsVfio:
         self._write(self.bus / "drivers_probe", str(address), address, "bind to vfio-pci")
         now = self._driver(d)
         if now != VFIO_PCI:
-            raise VfioBindError(f"PCI device {address}: vfio-pci did not take it (its driver is {now or 'none'})")
+            # The kernel's probe failed quietly (the write succeeds): say why where it is knowable, and
+            # do not leave the function without a driver behind an override nobody clears.
+            why = _refusal(d)
+            self._write(d / "driver_override", "\n", address, "clear the driver override of")
+            if now is None:
+                self._write(self.bus / "drivers_probe", str(address), address, "give back")
+            raise VfioBindError(f"PCI device {address}: vfio-pci did not take it (its driver is {now or 'none'}){why}")
 
     def reattach(self, address: PciAddress) -> None:
         """Give ``address`` back to whatever host driver the kernel probes for it; refused while a process
@@ -113,3 +120,15 @@ class SysfsVfio:
         if self._driver(d) == VFIO_PCI:
             self._write(d / "driver" / "unbind", str(address), address, "unbind from vfio-pci")
         self._write(self.bus / "drivers_probe", str(address), address, "give back")
+
+
+def _refusal(d: Path) -> str:
+    """Why vfio-pci's probe refuses the function at ``d``, for the causes sysfs shows (else empty)."""
+    try:
+        vfs = int((d / "sriov_numvfs").read_text().strip() or "0")
+    except (OSError, ValueError):
+        vfs = 0
+    if vfs > 0:
+        # vfio_pci_core: "Cannot bind to PF with SR-IOV enabled" (-EBUSY): the VFs may be in use elsewhere.
+        return f": vfio-pci takes no PF with SR-IOV enabled (it has {vfs} VFs; pass a VF, or set sriov_numvfs to 0)"
+    return ""

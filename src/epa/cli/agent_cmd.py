@@ -34,7 +34,7 @@ from epa.domain.host import NumaCell
 from epa.errors import InvalidInput
 from epa.hostnet.simulated import simulated_netlink
 from epa.hostnet.vf import apply_vf_config
-from epa.libvirt_client import open_connection
+from epa.libvirt_client import DEFAULT_DEADLINE_S, open_connection
 from epa.virt import DomainType
 
 log = logging.getLogger("epa.agent")
@@ -166,6 +166,16 @@ def _logging_to_stderr(verbose: bool) -> Iterator[None]:
     "of any other sysfs root).",
 )
 @click.option(
+    "--hypervisor-deadline",
+    "hypervisor_deadline_s",
+    type=click.FloatRange(min=0.1),
+    default=DEFAULT_DEADLINE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long a libvirt call that may hang (connect, define, start, destroy) is waited for: past it the "
+    "server is in error naming the step, or the host shows its hypervisor unreachable.",
+)
+@click.option(
     "--domain-type",
     type=click.Choice([t.value for t in DomainType]),
     default=None,
@@ -215,6 +225,7 @@ def agent(
     full_report_every: int,
     hypervisor_uri: str,
     vf_config: str | None,
+    hypervisor_deadline_s: float,
     domain_type: str | None,
     state_dir: Path | None,
     image_cache: Path | None,
@@ -233,8 +244,9 @@ def agent(
         specs, sriov = _specs(config_path, device_specs)
         root = sysfs_root or Path("/sys")
         scan = _scanner(root, libvirt_uri)
+        provisioner = None
         if sriov:
-            scan = provisioning(sriov, root, procfs_root, scan)
+            scan = provisioner = provisioning(sriov, root, procfs_root, scan)
         if libvirt_uri is not None:
             log.warning("NUMA cells are read from %s, not from libvirt's capabilities", root)
         the_agent = Agent(
@@ -258,7 +270,7 @@ def agent(
             reconciler = Reconciler(
                 api,
                 the_agent.host_name,
-                lambda: open_connection(uri),
+                lambda: open_connection(uri, hypervisor_deadline_s),
                 the_agent.latest_report,
                 _vf_backend(vf_config, root),
                 uri=uri,
@@ -267,6 +279,8 @@ def agent(
                 vfio=SysfsVfio(root, procfs_root) if root == Path("/sys") and not uri.startswith("test") else None,
                 boot=Boot(cache, state, the_agent.host_name),
                 domain_type=DomainType(domain_type) if domain_type else None,
+                # VF provisioning refused is host-wide: on the host, not only in this log
+                host_warnings=(lambda: provisioner.errors) if provisioner is not None else None,
             )
         try:
             if once:

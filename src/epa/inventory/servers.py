@@ -240,11 +240,13 @@ def set_server_status(
     is with ``status=None`` (an agent saying why a server still waits); ``domain_uuid``, ``domain_state``
     and ``domain_xml``, when given, record what the host's agent sees of the libvirt domain.
     ``delete_wins``: a server found ``deleting`` (under its row lock) keeps that status - a report
-    that raced with a delete records the domain only."""
+    that raced with a delete records the domain only (and a note given without a status)."""
     with db.transaction() as session:
         row = server_row(session, server_id)
         old = _V(row.status)
-        if delete_wins and old is _V.DELETING:
+        if delete_wins and old is _V.DELETING and status is not None:
+            # A build's status and reason lose to the delete; a note alone (the agent tearing the
+            # server down saying what it could not undo) is about the deletion itself, and stays.
             status = reason = None
         if status is None and reason is not None:
             row.status_reason = reason

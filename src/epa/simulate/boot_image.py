@@ -1,6 +1,7 @@
 """A tiny bootable image made from what a Debian host has: its own kernel (``linux-image-amd64``) and an
 initramfs of ``busybox-static`` whose init mounts the NoCloud seed and prints, on the serial console,
-the host name and user-data marker it finds there and the guest's PCI functions. For the tests that
+the host name and user-data marker it finds there, the guest's PCI functions and (with a NIC driver
+added, as the SR-IOV lab's igbvf) its netdevs and their MACs. For the tests that
 boot a server for real and for the demo; boots in seconds under TCG, needs no network and no disk.
 
 The initramfs is a newc cpio archive written here, so nothing is shelled out."""
@@ -57,6 +58,14 @@ fi
 for f in /sys/bus/pci/devices/*; do
   echo "EPA pci $(basename $f) $(cat $f/vendor):$(cat $f/device) class $(cat $f/class)"
 done
+# An image with a NIC driver waits (up to {net_wait} s) for its netdevs, and prints each with its MAC.
+for i in $(seq 1 {net_wait}); do
+  [ -n "$(ls /sys/class/net | grep -v '^lo$')" ] && break
+  sleep 1
+done
+for n in /sys/class/net/*; do
+  [ "$(basename $n)" = lo ] || echo "EPA net $(basename $n) $(cat $n/address)"
+done
 echo "EPA boot done"
 while true; do sleep 3600; done
 """
@@ -90,18 +99,20 @@ def _entry(name: str, mode: int, data: bytes = b"", ino: int = 0) -> bytes:
     return header + encoded + _pad(len(header) + len(encoded)) + data + _pad(len(data))
 
 
-def write_initramfs(path: Path, release: str, busybox: Path = BUSYBOX) -> Path:
-    """A newc cpio archive with busybox, the seed's modules of kernel ``release`` and the init."""
+def write_initramfs(path: Path, release: str, busybox: Path = BUSYBOX, drivers: tuple[str, ...] = ()) -> Path:
+    """A newc cpio archive with busybox, the seed's modules of kernel ``release`` (and ``drivers``, module
+    paths under its ``/lib/modules``: a NIC driver, whose netdevs the init then waits for) and the init."""
     modules = Path("/lib/modules", release)
-    names = [m.rsplit("/", 1)[1] for m in SEED_MODULES]
-    init = INIT.format(modules=" ".join(names), marker=MARKER_KEY).encode()
+    wanted = (*SEED_MODULES, *drivers)
+    names = [m.rsplit("/", 1)[1] for m in wanted]
+    init = INIT.format(modules=" ".join(names), marker=MARKER_KEY, net_wait=60 if drivers else 0).encode()
     entries = [
         _entry(d, stat.S_IFDIR | 0o755, ino=i)
         for i, d in enumerate(("bin", "dev", "proc", "sys", "seed", "lib", "lib/modules"), start=1)
     ]
     entries.append(_entry("bin/busybox", stat.S_IFREG | 0o755, busybox.read_bytes(), ino=20))
     entries.append(_entry("init", stat.S_IFREG | 0o755, init, ino=21))
-    for i, module in enumerate(SEED_MODULES, start=30):
+    for i, module in enumerate(wanted, start=30):
         entries.append(
             _entry(
                 f"lib/modules/{module.rsplit('/', 1)[1]}", stat.S_IFREG | 0o644, (modules / module).read_bytes(), ino=i
@@ -112,14 +123,14 @@ def write_initramfs(path: Path, release: str, busybox: Path = BUSYBOX) -> Path:
     return path
 
 
-def make_boot_image(where: Path, kernel: Path | None = None) -> BootImage | None:
+def make_boot_image(where: Path, kernel: Path | None = None, drivers: tuple[str, ...] = ()) -> BootImage | None:
     """Kernel and initramfs under ``where``; None when this host has no kernel or busybox to make it from."""
     kernel = kernel or host_kernel()
     if kernel is None or not BUSYBOX.is_file():
         return None
     release = kernel.name.removeprefix("vmlinuz-")
-    if not all((Path("/lib/modules", release) / m).is_file() for m in SEED_MODULES):
+    if not all((Path("/lib/modules", release) / m).is_file() for m in (*SEED_MODULES, *drivers)):
         return None
     where.mkdir(parents=True, exist_ok=True)
-    initrd = write_initramfs(where / "initramfs.cpio", release)
+    initrd = write_initramfs(where / "initramfs.cpio", release, drivers=drivers)
     return BootImage(kernel, initrd)

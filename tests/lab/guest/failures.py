@@ -1,5 +1,6 @@
 """The lab's failure modes, provoked for real after the main scenario (same boot, same ``epa serve``):
-a driver refusing a VF setting, a VF held by another process, vfio-pci that cannot be loaded. Each must
+a driver refusing a VF setting, a VF held by another process, vfio-pci that cannot be loaded, an IOMMU
+group not viable (managed and unmanaged), vfio-pci refusing a PF with VFs. Each must
 leave the server ``error`` with a reason naming the device and the cause, its devices released and the
 VF settings undone; recorded for tests/lab/test_failures.py."""
 
@@ -28,6 +29,12 @@ print("held", flush=True)
 time.sleep(3600)
 """
 NO_VFIO = Path("/etc/modprobe.d/epa-lab-no-vfio.conf")
+# A plain PCI function (the second e1000 behind the PCIe-to-PCI bridge, the only one the device_spec names),
+# and the NVMe PF itself, which has VFs: vfio-pci refuses such a PF.
+FAILURE_ALIASES = [
+    {"name": "e1000", "vendor_id": "8086", "product_id": "100e", "device_type": "type-PCI"},
+    {"name": "nvme-pf", "vendor_id": "1b36", "product_id": "0010", "device_type": "type-PF"},
+]
 
 
 def _failed(rec: Record, epa: Any, key: str, created: dict[str, Any], nic_pf: str, deadline_s: float) -> None:
@@ -44,6 +51,14 @@ def _failed(rec: Record, epa: Any, key: str, created: dict[str, Any], nic_pf: st
             "nic_vfs": k.vfs(nic_pf),
         },
     )
+
+
+def group_not_viable(rec: Record, epa: Any, key: str, nic_pf: str) -> None:
+    """A server with the e1000 whose IOMMU group holds the other e1000, on its host driver."""
+    created = epa.api.create_server(key.rsplit(".", 1)[-1].replace("_", "-"), "e1000")
+    _failed(rec, epa, key, created, nic_pf, 600.0)
+    group = k.PCI / k.functions(k.E1000)[0] / "iommu_group" / "devices"
+    rec.fact(f"{key}.group", {p.name: k.describe(p.name) for p in sorted(group.iterdir())})
 
 
 def _give_back(vfs: list[str]) -> None:
@@ -108,4 +123,12 @@ def run_failures(rec: Record, epa: Any, nic_pf: str, nvme_pf: str, deadline_s: f
         finally:
             NO_VFIO.unlink()
             sh("modprobe", "vfio-pci")
+
+    with rec.phase("failure: IOMMU group not viable, unmanaged (the agent refuses)"):
+        group_not_viable(rec, epa, "failure.group_unmanaged", nic_pf)
+
+    with rec.phase("failure: vfio-pci refuses the NVMe PF (it has VFs)"):
+        created = epa.api.create_server("pf-refused", "nvme-pf")
+        _failed(rec, epa, "failure.pf_refused", created, nic_pf, deadline_s)
+        rec.fact("failure.pf_refused.after", {"pf": k.describe(nvme_pf), "vfs": k.vfs(nvme_pf)})
     say("failures done")

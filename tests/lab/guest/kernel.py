@@ -15,6 +15,7 @@ from record import say, sh
 PCI = Path("/sys/bus/pci/devices")
 IGB_PF = ("0x8086", "0x10c9")
 NVME = ("0x1b36", "0x0010")
+E1000 = ("0x8086", "0x100e")
 
 
 def _read(path: Path) -> str:
@@ -137,7 +138,7 @@ def memory_nodes(pid: int) -> dict[str, int]:
 
 
 def load_modules() -> None:
-    for module in ("igb", "igbvf", "nvme", "vfio-pci", "vfio_iommu_type1"):
+    for module in ("igb", "igbvf", "nvme", "e1000", "vfio-pci", "vfio_iommu_type1"):
         sh("modprobe", module)
 
 

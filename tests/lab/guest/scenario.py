@@ -1,7 +1,9 @@
 """The lab's main scenario, run inside the lab guest as root (one boot): the fixture's hardware set-up,
 then EPA as an operator runs it — ``epa serve`` (SQLite), ``epa agent`` on the real /sys and libvirt —
 creating a server with an NVMe VF (``numa_policy: required``) and a ``direct`` port, then deleting it,
-first through a libvirt daemon (``qemu:///system``), then through the embedded driver (``qemu:///embed``).
+first through a libvirt daemon (``qemu:///system``), then through the embedded driver (``qemu:///embed``),
+where the server boots an image (an L2 guest: this kernel, a busybox initramfs with igbvf) whose console
+shows the VF it was given and the port's MAC.
 It records what the kernel and QEMU show at each step; ``tests/lab/test_scenario.py`` asserts on it.
 
 Usage: python tests/lab/guest/scenario.py OUTDIR
@@ -18,14 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import kernel as k
-from failures import run_failures
+from failures import FAILURE_ALIASES, group_not_viable, run_failures
 from record import Record, say, sh, wait
 
 from epa.client import ApiClient
+from epa.simulate.boot_image import make_boot_image
 
 REPO = Path(__file__).resolve().parents[3]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 DEADLINE_S = 600.0  # a domain start under TCG inside TCG, with Python 10-20x slower than on a host
+L2_DEADLINE_S = 900.0  # the L2 guest's boot: about 3 minutes quiet (LAB.md), far more on a loaded machine
+IGBVF = "kernel/drivers/net/ethernet/intel/igbvf/igbvf.ko"
 MAC = "52:54:00:1a:b0:01"
 VLAN = 42
 NIC_VFS = 2
@@ -36,6 +41,7 @@ AGENT_CONFIG = """\
 device_spec = [
   {{ vendor_id = "8086", product_id = "10ca", physical_network = "physnet1", trusted = "yes" }},
   {{ vendor_id = "1b36", product_id = "0010" }},
+  {{ address = "{e1000}" }},
 ]
 
 [[sriov]]
@@ -49,6 +55,10 @@ num_vfs = 2
 """
 NVME_ALIAS = {"name": "nvme", "vendor_id": "1b36", "product_id": "0010", "device_type": "type-VF",
               "numa_policy": "required"}  # fmt: skip
+
+
+def agent_config(nic_pf: str) -> str:
+    return AGENT_CONFIG.format(nic_netdev=k.netdev(nic_pf), nic_vfs=NIC_VFS, e1000=k.functions(k.E1000)[1])
 
 
 def free_port() -> int:
@@ -153,16 +163,21 @@ def observe_released(rec: Record, key: str, server: dict[str, Any], nic_pf: str,
     )
 
 
-def run_server(rec: Record, epa: Epa, prefix: str, name: str, nic_pf: str) -> None:
-    """Create a server with the NVMe VF and a direct port, observe it active, delete it, observe the host."""
+def run_server(rec: Record, epa: Epa, prefix: str, name: str, nic_pf: str, image: str | None = None) -> None:
+    """Create a server with the NVMe VF and a direct port, observe it active, delete it, observe the host.
+    With ``image``, the server boots it (an L2 guest) and its console, read through the API, is recorded."""
     port = {"physnet": "physnet1", "vnic_type": "direct", "mac": MAC, "vlan": VLAN, "trusted": True}
     with rec.phase(f"{prefix}: server active"):
-        created = epa.api.create_server(name, "lab", [port])
+        created = epa.api.create_server(name, "lab", [port], boot={"image": image} if image else None)
         rec.fact(f"{prefix}.created", created)
         done = wait(f"{name} active or error", lambda: epa.server(created["id"], "active", "error"), DEADLINE_S, 2)
     if done["status"] != "active":
         rec.fact(f"{prefix}.active", {"server": done})
         return
+    if image is not None:
+        with rec.phase(f"{prefix}: the L2 guest boots (TCG inside TCG)"):
+            wait(f"{name}'s console says 'EPA boot done'", lambda: _booted(epa, created["id"]), L2_DEADLINE_S, 5)
+            rec.fact(f"{prefix}.console", epa.api.get_console(created["id"], 300)["lines"])
     with rec.phase(f"{prefix}: observe"):
         observe_server(rec, f"{prefix}.active", epa, done, nic_pf)
     domain = f"epa-{name}-{created['id'][:8]}"
@@ -171,6 +186,23 @@ def run_server(rec: Record, epa: Epa, prefix: str, name: str, nic_pf: str) -> No
         gone = wait(f"{name} deleted", lambda: epa.server(created["id"], "deleted"), DEADLINE_S, 2)
         wait(f"{domain}'s QEMU gone", lambda: True if k.qemu_pid(domain) is None else None, 120)
         observe_released(rec, f"{prefix}.deleted", gone, nic_pf, domain)
+
+
+def _booted(epa: Epa, server_id: str) -> bool | None:
+    lines = epa.api.get_console(server_id, 300)["lines"]
+    return True if any("EPA boot done" in line for line in lines) else None
+
+
+def l2_image(epa: Epa, work: Path) -> str:
+    """The L2 guest's image through EPA's own image support: this kernel and a busybox initramfs with
+    igbvf, which prints the guest's PCI functions and its netdevs' MACs on the serial console."""
+    image = make_boot_image(work / "l2-image", drivers=(IGBVF,))
+    if image is None:
+        raise RuntimeError("no kernel with igbvf under /boot and /lib/modules, or no /bin/busybox")
+    epa.api.create_image("l2", kind="kernel", cmdline=image.cmdline)
+    epa.api.upload_image_part("l2", "kernel", image.kernel)
+    epa.api.upload_image_part("l2", "initrd", image.initrd)
+    return "l2"
 
 
 def _nic_vfs_present(epa: Epa) -> list[str]:
@@ -183,7 +215,7 @@ def rediscovery(rec: Record, epa: Epa, nic_pf: str, work: Path) -> None:
     """VFs made and removed behind the agent's back reach the inventory long before its periodic scan
     (600 s here): kernel uevents wake it. Its config has no [[sriov]] tables, or it would undo the change."""
     config = work / "agent-no-sriov.toml"
-    whole = AGENT_CONFIG.format(nic_netdev=k.netdev(nic_pf), nic_vfs=NIC_VFS)
+    whole = agent_config(nic_pf)
     config.write_text(whole.split("[[sriov]]", maxsplit=1)[0])
     epa.stop_agent()
     with rec.phase("rediscovery: agent starts"):
@@ -220,6 +252,7 @@ def main(out: Path) -> None:
         (k.PCI / nvme_pf / "sriov_numvfs").write_text("2")
         k.nvme_online_vfs(nvme_pf, scids)
         rec.fact("pfs", {"nic": k.describe(nic_pf), "nvme": k.describe(nvme_pf)})
+        rec.fact("e1000", [k.describe(a) for a in k.functions(k.E1000)])
         rec.fact("nic_vfs_before_agent", k.vfs(nic_pf))
         rec.fact("kvm", Path("/dev/kvm").exists())
         rec.fact("node_cpus", {str(n): k.node_cpus(n) for n in (0, 1)})
@@ -231,9 +264,15 @@ def main(out: Path) -> None:
             epa = Epa(out, work)
             epa.api.create_alias(NVME_ALIAS)
             epa.api.create_flavor({"name": "lab", "vcpus": 1, "memory_mb": 256, "pci_passthrough:alias": "nvme:1"})
+            for alias in FAILURE_ALIASES:
+                epa.api.create_alias(alias)
+                flavor = {"name": alias["name"], "vcpus": 1, "memory_mb": 128}
+                epa.api.create_flavor({**flavor, "pci_passthrough:alias": f"{alias['name']}:1"})
             token = epa.api.create_host("lab")["agent_token"]
         config = work / "agent.toml"
-        config.write_text(AGENT_CONFIG.format(nic_netdev=k.netdev(nic_pf), nic_vfs=NIC_VFS))
+        config.write_text(
+            AGENT_CONFIG.format(nic_netdev=k.netdev(nic_pf), nic_vfs=NIC_VFS, e1000=k.functions(k.E1000)[1])
+        )
         with rec.phase("system: agent makes VFs and reports"):
             epa.start_agent("agent-system", token, "qemu:///system", config)
             wait("the inventory's VFs", lambda: _vfs_reported(epa, NIC_VFS + 2), DEADLINE_S, 2)
@@ -241,6 +280,8 @@ def main(out: Path) -> None:
             rec.fact("inventory", epa.api.list_devices(host="lab"))
             rec.fact("host", epa.api.get_host("lab"))
         run_server(rec, epa, "system", "lab-sys", nic_pf)
+        with rec.phase("failure: IOMMU group not viable, managed (libvirt detaches, QEMU refuses)"):
+            group_not_viable(rec, epa, "failure.group_managed", nic_pf)
         epa.stop_agent()
         embed_root = work / "embed"
         (embed_root / "etc").mkdir(parents=True, exist_ok=True)
@@ -248,11 +289,16 @@ def main(out: Path) -> None:
         with rec.phase("embed: agent starts"):
             # and the NVMe VFs unmanaged (managed = "no"): the agent binds them to vfio-pci itself
             unmanaged = work / "agent-unmanaged.toml"
+            e1000 = k.functions(k.E1000)[1]
             unmanaged.write_text(
-                config.read_text().replace('product_id = "0010" }', 'product_id = "0010", managed = "no" }')
+                config.read_text()
+                .replace('product_id = "0010" }', 'product_id = "0010", managed = "no" }')
+                .replace(f'address = "{e1000}" }}', f'address = "{e1000}", managed = "no" }}')
             )
             epa.start_agent("agent-embed", epa.api.rotate_token("lab"), f"qemu:///embed?root={embed_root}", unmanaged)
-        run_server(rec, epa, "embed", "lab-emb", nic_pf)
+        with rec.phase("embed: the L2 image"):
+            image = l2_image(epa, work)
+        run_server(rec, epa, "embed", "lab-emb", nic_pf, image)
         run_failures(rec, epa, nic_pf, nvme_pf, DEADLINE_S)
         rediscovery(rec, epa, nic_pf, work)
     finally:
