@@ -281,6 +281,7 @@ def bulk_load(scheduler: Scheduler, hosts: Sequence[HostState]) -> None:
     assert not index.names, "bulk_load needs an empty scheduler"
     index.names.extend(h.name for h in hosts)
     index.position.update((h.name, row) for row, h in enumerate(hosts))
+    index.row_images.extend(frozenset() for _ in hosts)
     index._grow(len(hosts), len(index.signatures))
     order = sorted(range(len(index.names)), key=index.names.__getitem__)
     index.name_rank[order] = range(len(order))
