@@ -7,13 +7,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from epa.domain.booleans import boolean_word
+from epa.domain.mac import MAC_RULE, is_mac
 from epa.domain.names import shown
 from epa.errors import InvalidInput
 
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _PHYSNET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_TRUE = frozenset({"true", "yes", "on", "1", "t", "y"})
-_FALSE = frozenset({"false", "no", "off", "0", "f", "n"})
 
 
 class InvalidPort(InvalidInput):
@@ -51,8 +50,8 @@ class Port:
             raise InvalidPort(f"port: physnet ({shown(self.physical_network)}) must be 1-64 of [A-Za-z0-9._-]")
         if self.vlan is not None and not 1 <= self.vlan <= 4094:
             raise InvalidPort(f"port: vlan ({shown(self.vlan)}) must be in 1..4094")
-        if self.mac is not None and not _MAC.fullmatch(self.mac):
-            raise InvalidPort(f"port: mac ({shown(self.mac)}) must be six lower-case hex pairs, aa:bb:cc:dd:ee:ff")
+        if self.mac is not None and not is_mac(self.mac):
+            raise InvalidPort(f"port: mac ({shown(self.mac)}) must be {MAC_RULE}")
         if self.trusted and self.vnic_type is not VnicType.DIRECT:
             raise InvalidPort(f"port: trusted applies to direct ports only, not {self.vnic_type.value}")
 
@@ -104,11 +103,11 @@ class Port:
 
 
 def _boolean(value: object, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise InvalidPort(f"{where}: trusted ({shown(value)}) must be true or false")
+    # A number is not a port's boolean: JSON has true and false for that.
+    found = boolean_word(value) if isinstance(value, bool | str) else None
+    if found is None:
+        raise InvalidPort(f"{where}: trusted ({shown(value)}) must be true or false")
+    return found
 
 
 def _vlan(value: object, where: str) -> int | None:

@@ -16,7 +16,7 @@ from sqlalchemy import Integer, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from epa.domain.address import PciAddress
-from epa.domain.device import DevType
+from epa.domain.device import DevType, TagPairs
 from epa.domain.status import DeviceStatus
 from epa.inventory.db import Database
 from epa.inventory.records import ServerStatus
@@ -26,7 +26,6 @@ from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, ServerCellRow,
 CHUNK = 900
 _IN_USE = (DeviceStatus.CLAIMED.value, DeviceStatus.ALLOCATED.value)
 
-TagPairs = tuple[tuple[str, str], ...]
 _Ts = TypeVarTuple("_Ts")
 
 

@@ -6,12 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from epa.domain.alias import Alias, NumaPolicy
-from epa.domain.device import DevType
+from epa.domain.device import DevType, TagPairs
 from epa.domain.flavor import Flavor
 from epa.domain.port import Port, VnicType
 from epa.errors import InvalidInput
-
-TagPairs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
