@@ -14,12 +14,12 @@ from epa.domain.address import PciAddress
 from epa.domain.flavor import Flavor
 from epa.domain.host import HostReport
 from epa.domain.port import Port
+from epa.domain.server import InvalidServerTransition, ServerStatus
 from epa.domain.status import DeviceStatus
 from epa.errors import InvalidInput, NotFound
 from epa.inventory import Database, apply_report, create_host, get_device, list_devices, set_host_enabled
 from epa.inventory.claims import (
     ClaimConflict,
-    InvalidServerTransition,
     NewServer,
     claim,
     record_unscheduled,
@@ -27,7 +27,7 @@ from epa.inventory.claims import (
     set_server_status,
 )
 from epa.inventory.lifecycle import report, request_delete, teardown_done
-from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.records import ServerRecord
 from epa.inventory.servers import get_server, list_servers, servers_on_host
 from epa.inventory.snapshots import host_versions
 

@@ -20,16 +20,16 @@ from epa.crashpoints import crash_point
 from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.flavor import check_name
+from epa.domain.server import ServerStatus
 from epa.domain.status import DeviceStatus, InvalidStatusTransition, check_transition
 from epa.errors import Conflict, InvalidInput
 from epa.inventory._rows import COLUMNS, settle_host
 from epa.inventory.changes import mark_changed
 from epa.inventory.db import Database
-from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.records import ServerRecord
 from epa.inventory.schema import ClaimRow, DeviceRow, HostRow, NumaCellRow, ServerCellRow, ServerRow, utcnow
 from epa.inventory.servers import (
     DuplicateRequest,
-    InvalidServerTransition,
     NewServer,
     insert_server,
     load_servers,
@@ -42,7 +42,6 @@ from epa.inventory.snapshots import used_by_node
 __all__ = [
     "ClaimConflict",
     "DuplicateRequest",
-    "InvalidServerTransition",
     "NewServer",
     "claim",
     "record_unscheduled",

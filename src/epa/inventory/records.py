@@ -4,7 +4,6 @@ No SQLAlchemy type leaves the inventory layer; these are what the API and the sc
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from epa.domain.alias import parse_pci_requests
 from epa.domain.device import PciDevice
 from epa.domain.flavor import PCI_ALIAS_KEY
 from epa.domain.host import NumaCell
+from epa.domain.server import ServerStatus
 from epa.domain.status import DeviceStatus
 
 PrincipalKind = Literal["admin", "agent"]
@@ -121,19 +121,6 @@ def port_mac(server_id: str, index: int) -> str:
     prefix, then three bytes of a hash of the server and the port)."""
     digest = hashlib.sha256(f"{server_id}/{index}".encode()).digest()
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[:3])
-
-
-class ServerStatus(enum.StrEnum):
-    """A server's life: ``scheduled`` (host and devices claimed) -> ``building`` -> ``active`` <->
-    ``stopped``; ``deleting`` -> ``deleted`` (devices released); ``error`` from anywhere."""
-
-    SCHEDULED = "scheduled"
-    BUILDING = "building"
-    ACTIVE = "active"
-    STOPPED = "stopped"
-    DELETING = "deleting"
-    DELETED = "deleted"
-    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
+from epa.domain.server import ServerStatus
 from epa.domain.status import DeviceStatus
-from epa.inventory.records import ServerStatus
 
 # Stable constraint names, so that later migrations (and SQLite batch mode) can refer to them.
 NAMING = {

@@ -19,27 +19,15 @@ from sqlalchemy.orm import Session
 
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
 from epa.domain.port import Port
+from epa.domain.server import ServerStatus, check_server_transition
 from epa.domain.status import DeviceStatus
-from epa.errors import Conflict, InvalidInput, NotFound
+from epa.errors import Conflict, NotFound
 from epa.inventory.db import Database
 from epa.inventory.hosts import host_id
-from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.records import ServerRecord
 from epa.inventory.schema import ClaimRow, DeviceRow, HostRow, ServerCellRow, ServerRow, utcnow
 
 _V = ServerStatus
-
-
-class InvalidServerTransition(Conflict):
-    code = "invalid_server_transition"
-
-
-# Besides these: any status but deleted may go to error or deleting; only a release makes a server deleted.
-_NEXT: Mapping[ServerStatus, frozenset[ServerStatus]] = {
-    _V.SCHEDULED: frozenset({_V.BUILDING}),
-    _V.BUILDING: frozenset({_V.ACTIVE}),
-    _V.ACTIVE: frozenset({_V.STOPPED}),
-    _V.STOPPED: frozenset({_V.ACTIVE}),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +61,6 @@ class NewServer:
             "disk_gb": f.disk_gb,
             "image": f.image,
         }
-
-
-def parse_status(status: ServerStatus | str) -> ServerStatus:
-    try:
-        return ServerStatus(status)
-    except ValueError as e:
-        raise InvalidInput(
-            f"server status ({status!r}) must be one of {', '.join(s.value for s in ServerStatus)}"
-        ) from e
 
 
 def to_record(
@@ -185,7 +164,7 @@ def list_servers(
     if host is not None:
         where.append(HostRow.name == host)
     if status is not None:
-        where.append(ServerRow.status == parse_status(status).value)
+        where.append(ServerRow.status == ServerStatus.parse(status).value)
     elif not include_deleted:
         where.append(ServerRow.status != ServerStatus.DELETED.value)
     with db.transaction(readonly=True) as session:
@@ -249,13 +228,8 @@ def set_server_status(
         if status is None and reason is not None:
             row.status_reason = reason
         if status is not None:
-            new = parse_status(status)
-            allowed = old is not _V.DELETED and (
-                new in _NEXT.get(old, frozenset()) or new in (old, _V.ERROR, _V.DELETING)
-            )
-            if not allowed or new is _V.DELETED:
-                hint = " (releasing the server does that)" if new is _V.DELETED and old is not _V.DELETED else ""
-                raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
+            new = ServerStatus.parse(status)
+            check_server_transition(server_id, old, new)
             row.status = new.value
             row.status_reason = reason
             if new is _V.ACTIVE and old is not _V.ACTIVE:

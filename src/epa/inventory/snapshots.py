@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from epa.domain.address import PciAddress
 from epa.domain.device import DevType, TagPairs
+from epa.domain.server import ServerStatus
 from epa.domain.status import DeviceStatus
 from epa.inventory.db import Database
-from epa.inventory.records import ServerStatus
 from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, ServerCellRow, ServerRow
 
 # Bound parameters per IN list: under SQLite's oldest limit (999) and far under PostgreSQL's (65,535).

@@ -23,9 +23,10 @@ from epa.api.schemas.server import (
 from epa.domain import cloud_init
 from epa.domain.console import MAX_LINES, tail_lines
 from epa.domain.port import Port
+from epa.domain.server import ServerStatus
 from epa.errors import InvalidInput
 from epa.inventory import consoles, flavors, images, lifecycle, servers
-from epa.inventory.records import ServerStatus, iso_utc
+from epa.inventory.records import iso_utc
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
 from epa.service.scheduling import SchedulingService
