@@ -10,10 +10,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from epa.domain.alias import parse_pci_requests
 from epa.domain.device import PciDevice
-from epa.domain.flavor import PCI_ALIAS_KEY
 from epa.domain.host import NumaCell
+from epa.domain.port import Port
 from epa.domain.server import ServerStatus
 from epa.domain.status import DeviceStatus
 
@@ -135,7 +134,7 @@ class ServerRecord:
     host: str | None
     host_nodes: tuple[int, ...]
     flavor: Mapping[str, Any]
-    ports: tuple[Mapping[str, Any], ...]
+    ports: tuple[Port, ...]
     devices: tuple[tuple[str, int, str], ...]
     cells: tuple[tuple[int, int, int], ...]
     domain_uuid: str | None
@@ -144,35 +143,3 @@ class ServerRecord:
     domain_state: str | None = None
     domain_xml: str | None = None
     boot: Mapping[str, Any] | None = None
-
-    def to_json(self) -> dict[str, object]:
-        # Device requests are the flavor's aliases first, then one per port (scheduler.request).
-        aliases = len(parse_pci_requests(str(self.flavor.get(PCI_ALIAS_KEY) or "")))
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status.value,
-            "status_reason": self.status_reason,
-            "host": self.host,
-            "host_nodes": list(self.host_nodes),
-            "flavor": dict(self.flavor),
-            "ports": [dict(p, mac=p.get("mac") or port_mac(self.id, i)) for i, p in enumerate(self.ports)],
-            "devices": [
-                {
-                    "address": address,
-                    "request_index": index,
-                    "request_label": label,
-                    "port": index - aliases if index >= aliases else None,
-                }
-                for address, index, label in self.devices
-            ],
-            "cells": [{"node": node, "cpus": cpus, "memory_mb": memory} for node, cpus, memory in self.cells],
-            "domain_uuid": self.domain_uuid,
-            "domain_state": self.domain_state,
-            "domain_xml": self.domain_xml,
-            "image": (self.boot or {}).get("image"),
-            "ssh_keys": list((self.boot or {}).get("ssh_keys") or ()),
-            "user_data": (self.boot or {}).get("user_data"),
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-        }

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
-from epa.domain.port import Port
+from epa.domain.port import Port, VnicType
 from epa.domain.server import ServerStatus, check_server_transition
 from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, NotFound
@@ -49,6 +49,9 @@ class NewServer:
         image = self.boot.get("image")
         return {"boot": dict(self.boot), "image_id": str(image["id"]) if image else None}
 
+    def port_rows(self) -> list[dict[str, object]]:
+        return [port_row(p) for p in self.ports]
+
     def flavor_json(self) -> dict[str, object]:
         f = self.flavor
         return {
@@ -61,6 +64,22 @@ class NewServer:
             "disk_gb": f.disk_gb,
             "image": f.image,
         }
+
+
+def port_row(p: Port) -> dict[str, object]:
+    """A port as the servers table keeps it (a JSON column; the API's shape, which it always had)."""
+    return {
+        "physnet": p.physical_network,
+        "vnic_type": p.vnic_type.value,
+        "trusted": p.trusted,
+        "vlan": p.vlan,
+        "mac": p.mac,
+    }
+
+
+def row_port(row: Mapping[str, Any]) -> Port:
+    """A stored port back: it was checked when it was stored."""
+    return Port(row["physnet"], VnicType(row["vnic_type"]), bool(row["trusted"]), row.get("vlan"), row.get("mac"))
 
 
 def to_record(
@@ -77,7 +96,7 @@ def to_record(
         host=host,
         host_nodes=tuple(row.host_nodes),
         flavor=dict(row.flavor),
-        ports=tuple(dict(p) for p in row.ports),
+        ports=tuple(row_port(p) for p in row.ports),
         devices=tuple(devices),
         cells=tuple(cells),
         domain_uuid=row.domain_uuid,
@@ -186,7 +205,7 @@ def record_unscheduled(db: Database, server: NewServer, reason: str) -> ServerRe
         id=str(uuid.uuid4()),
         name=server.name,
         flavor=server.flavor_json(),
-        ports=[p.to_json() for p in server.ports],
+        ports=server.port_rows(),
         status=_V.ERROR.value,
         status_reason=reason,
         host_id=None,

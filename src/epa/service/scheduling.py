@@ -201,7 +201,7 @@ class SchedulingService:
                 f"{used} (flavor {existing.flavor.get('name')!r}, id {existing.id}), "
                 f"not for {name!r} (flavor {flavor_name!r})"
             )
-        if tuple(Port.from_json(p) for p in existing.ports) != tuple(ports):
+        if existing.ports != tuple(ports):
             raise Conflict(f"{used} (id {existing.id}) with other ports: {len(existing.ports)} then, {len(ports)} now")
         return existing, True
 
