@@ -12,6 +12,7 @@ from epa.domain.address import PciAddress
 from epa.domain.device_spec import ClassifiedDevice
 from epa.domain.host import NumaCell
 from epa.domain.port import Port, VnicType
+from epa.domain.server import ClaimedDevice
 from epa.errors import EpaError, InvalidInput
 from epa.hostnet.vf import VfConfig
 from epa.virt import DomainMetadata, DomainSpec, DomainType, HostdevSpec, InterfaceSpec
@@ -25,14 +26,6 @@ class ServerBuildError(EpaError):
     see, a port on a function that is not a VF, a malformed server object)."""
 
     code = "server_build_failed"
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedDevice:
-    """One device the server holds: ``port`` is the index of the port it backs, None for an alias device."""
-
-    address: PciAddress
-    port: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +84,7 @@ def claimed_devices(server: ServerOut) -> tuple[ClaimedDevice, ...]:
             address = PciAddress.parse(item.address)
         except InvalidInput as e:
             raise ServerBuildError(f"{_where(server)}: devices[{i}]: {e}") from e
-        out.append(ClaimedDevice(address, item.port))
+        out.append(ClaimedDevice(address, item.request_index, item.request_label, item.port))
     return tuple(out)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NewType
 
+from epa.domain.address import PciAddress
 from epa.errors import Conflict, InvalidInput
 
 # The inventory's uuid of a server, and a host's name: typed apart so that neither passes for the other.
@@ -61,3 +63,14 @@ def check_server_transition(server_id: str, old: ServerStatus, new: ServerStatus
     if not allowed or new is _V.DELETED:
         hint = " (releasing the server does that)" if new is _V.DELETED and old is not _V.DELETED else ""
         raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDevice:
+    """One device a server holds: the device request it answers (``request_index``, the flavor's aliases
+    first, then one per port, and that request's label) and, for a port's device, the port's index."""
+
+    address: PciAddress
+    request_index: int
+    request_label: str
+    port: int | None = None

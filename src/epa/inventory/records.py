@@ -13,7 +13,7 @@ from typing import Any, Literal
 from epa.domain.device import PciDevice
 from epa.domain.host import NumaCell
 from epa.domain.port import Port
-from epa.domain.server import ServerStatus
+from epa.domain.server import ClaimedDevice, ServerStatus
 from epa.domain.status import DeviceStatus
 
 PrincipalKind = Literal["admin", "agent"]
@@ -125,7 +125,7 @@ def port_mac(server_id: str, index: int) -> str:
 @dataclass(frozen=True, slots=True)
 class ServerRecord:
     """A server with its placement: ``host_nodes[i]`` is the host NUMA node of guest node i,
-    ``devices`` are (address, request index, request label), ``cells`` (host node, cpus, memory_mb)."""
+    ``devices`` what it holds (each with its request and port), ``cells`` (host node, cpus, memory_mb)."""
 
     id: str
     name: str
@@ -135,7 +135,7 @@ class ServerRecord:
     host_nodes: tuple[int, ...]
     flavor: Mapping[str, Any]
     ports: tuple[Port, ...]
-    devices: tuple[tuple[str, int, str], ...]
+    devices: tuple[ClaimedDevice, ...]
     cells: tuple[tuple[int, int, int], ...]
     domain_uuid: str | None
     created_at: datetime

@@ -301,6 +301,8 @@ class ClaimRow(Base):
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"), unique=True)
     request_index: Mapped[int] = mapped_column(Integer)
     request_label: Mapped[str] = mapped_column(Text)
+    # The index of the server's port the device backs; None for a flavor alias's device.
+    port_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -17,9 +17,10 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from epa.domain.address import PciAddress
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
 from epa.domain.port import Port, VnicType
-from epa.domain.server import ServerStatus, check_server_transition
+from epa.domain.server import ClaimedDevice, ServerStatus, check_server_transition
 from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, NotFound
 from epa.inventory.db import Database
@@ -85,7 +86,7 @@ def row_port(row: Mapping[str, Any]) -> Port:
 def to_record(
     row: ServerRow,
     host: str | None,
-    devices: Sequence[tuple[str, int, str]] = (),
+    devices: Sequence[ClaimedDevice] = (),
     cells: Sequence[tuple[int, int, int]] = (),
 ) -> ServerRecord:
     return ServerRecord(
@@ -119,14 +120,16 @@ def load_servers(session: Session, where: Sequence[ColumnElement[bool]]) -> list
     ).all()
     if not rows:
         return []
-    devices: dict[str, list[tuple[str, int, str]]] = {}
-    for server_id, address, index, label in session.execute(
-        select(ClaimRow.server_id, DeviceRow.address, ClaimRow.request_index, ClaimRow.request_label)
+    devices: dict[str, list[ClaimedDevice]] = {}
+    for server_id, address, index, label, port in session.execute(
+        select(
+            ClaimRow.server_id, DeviceRow.address, ClaimRow.request_index, ClaimRow.request_label, ClaimRow.port_index
+        )
         .join(DeviceRow, DeviceRow.id == ClaimRow.device_id)
         .where(ClaimRow.server_id.in_(matching.scalar_subquery()))
         .order_by(ClaimRow.server_id, ClaimRow.request_index, DeviceRow.address)
     ):
-        devices.setdefault(server_id, []).append((address, index, label))
+        devices.setdefault(server_id, []).append(ClaimedDevice(PciAddress.parse(address), index, label, port))
     cells: dict[str, list[tuple[int, int, int]]] = {}
     for server_id, node, cpus, memory in session.execute(
         select(ServerCellRow.server_id, ServerCellRow.node, ServerCellRow.cpus, ServerCellRow.memory_mb)

@@ -55,6 +55,8 @@ class DeviceRequest:
     count: int
     alternatives: tuple[Matcher, ...]
     numa_policy: NumaPolicy
+    # The index of the port this request is for; None for a flavor's alias.
+    port: int | None = None
 
     def describe(self) -> str:
         return " or ".join(dict.fromkeys(m.describe() for m in self.alternatives))
@@ -84,7 +86,7 @@ def port_request(index: int, port: Port, policy: NumaPolicy) -> DeviceRequest:
     dev_type = DevType.PF if port.vnic_type is VnicType.DIRECT_PHYSICAL else DevType.VF
     matcher = Matcher(dev_type=dev_type, tags=tuple(sorted(tags)), needs_netdev=port.vnic_type is VnicType.MACVTAP)
     label = f"port {index} ({port.vnic_type.value} on {port.physical_network})"
-    return DeviceRequest(label=label, count=1, alternatives=(matcher,), numa_policy=policy)
+    return DeviceRequest(label=label, count=1, alternatives=(matcher,), numa_policy=policy, port=index)
 
 
 def build_request(flavor: Flavor, aliases: Mapping[str, Alias], ports: Sequence[Port] = ()) -> ServerRequest:

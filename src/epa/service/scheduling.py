@@ -20,10 +20,11 @@ from typing import Any
 from prometheus_client import Histogram
 
 from epa.domain.port import Port
+from epa.domain.server import ClaimedDevice
 from epa.errors import Conflict
 from epa.inventory import Database
 from epa.inventory.aliases import known_aliases
-from epa.inventory.claims import ClaimConflict, DuplicateRequest, NewServer, claim, record_unscheduled
+from epa.inventory.claims import ClaimConflict, ClaimPlan, DuplicateRequest, NewServer, claim, record_unscheduled
 from epa.inventory.flavors import get_flavor
 from epa.inventory.records import ServerRecord
 from epa.inventory.servers import server_by_request_key
@@ -247,19 +248,22 @@ class SchedulingService:
             )
 
     def _try_claim(self, server: NewServer, request: ServerRequest, p: Placement) -> ServerRecord | None:
-        devices = [(addr, i, request.devices[i].label) for i, group in enumerate(p.devices) for addr in group]
+        devices = tuple(
+            ClaimedDevice(addr, i, request.devices[i].label, request.devices[i].port)
+            for i, group in enumerate(p.devices)
+            for addr in group
+        )
+        plan = ClaimPlan(
+            p.host,
+            p.nodes,
+            p.cpus_by_node,
+            p.memory_by_node,
+            devices,
+            self.config.cpu_allocation_ratio,
+            self.config.ram_allocation_ratio,
+        )
         try:
-            record = claim(
-                self.db,
-                server,
-                p.host,
-                p.nodes,
-                p.cpus_by_node,
-                p.memory_by_node,
-                devices,
-                cpu_ratio=self.config.cpu_allocation_ratio,
-                ram_ratio=self.config.ram_allocation_ratio,
-            )
+            record = claim(self.db, server, plan)
         except ClaimConflict:
             self.counters.claim_conflicts += 1
             self.reload_host(p.host)

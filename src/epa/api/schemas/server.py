@@ -8,9 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from epa.api.schemas.host import HOST_NAME
-from epa.domain.alias import parse_pci_requests
 from epa.domain.console import tail_lines
-from epa.domain.flavor import PCI_ALIAS_KEY
 from epa.inventory.consoles import ConsoleRecord
 from epa.inventory.records import ServerRecord, iso_utc, port_mac
 from epa.scheduler.request import ServerRequest
@@ -95,8 +93,6 @@ class ConsoleOut(BaseModel):
 
 
 def server_out(s: ServerRecord) -> ServerOut:
-    # Device requests are the flavor's aliases first, then one per port (scheduler.request).
-    aliases = len(parse_pci_requests(str(s.flavor.get(PCI_ALIAS_KEY) or "")))
     boot = s.boot or {}
     return ServerOut(
         id=s.id,
@@ -118,12 +114,9 @@ def server_out(s: ServerRecord) -> ServerOut:
         ],
         devices=[
             ServerDevice(
-                address=address,
-                request_index=index,
-                request_label=label,
-                port=index - aliases if index >= aliases else None,
+                address=str(d.address), request_index=d.request_index, request_label=d.request_label, port=d.port
             )
-            for address, index, label in s.devices
+            for d in s.devices
         ],
         cells=[ServerCell(node=node, cpus=cpus, memory_mb=memory) for node, cpus, memory in s.cells],
         domain_uuid=s.domain_uuid,
