@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from epa.crashpoints import crash_point
 from epa.domain.device import DevType
 from epa.domain.flavor import check_name
-from epa.domain.server import ClaimedDevice, ServerStatus
+from epa.domain.server import ClaimedDevice, HostName, ServerId, ServerStatus
 from epa.domain.status import DeviceStatus, InvalidStatusTransition, check_transition
 from epa.errors import Conflict, InvalidInput
 from epa.inventory._rows import COLUMNS, settle_host
@@ -159,11 +159,11 @@ def claim(db: Database, server: NewServer, plan: ClaimPlan) -> ServerRecord:
         crash_point("claim.before_commit")
     crash_point("claim.after_commit")
     return ServerRecord(
-        id=server_id,
+        id=ServerId(server_id),
         name=server.name,
         status=_V.SCHEDULED,
         status_reason=None,
-        host=host,
+        host=HostName(host),
         host_nodes=tuple(host_nodes),
         flavor=server.flavor_json(),
         ports=server.ports,

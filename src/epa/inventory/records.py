@@ -13,7 +13,7 @@ from typing import Any, Literal
 from epa.domain.device import PciDevice
 from epa.domain.host import NumaCell
 from epa.domain.port import Port
-from epa.domain.server import ClaimedDevice, ServerStatus
+from epa.domain.server import ClaimedDevice, HostName, ServerId, ServerStatus
 from epa.domain.status import DeviceStatus
 
 PrincipalKind = Literal["admin", "agent"]
@@ -127,11 +127,11 @@ class ServerRecord:
     """A server with its placement: ``host_nodes[i]`` is the host NUMA node of guest node i,
     ``devices`` what it holds (each with its request and port), ``cells`` (host node, cpus, memory_mb)."""
 
-    id: str
+    id: ServerId
     name: str
     status: ServerStatus
     status_reason: str | None
-    host: str | None
+    host: HostName | None
     host_nodes: tuple[int, ...]
     flavor: Mapping[str, Any]
     ports: tuple[Port, ...]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from epa.domain.address import PciAddress
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
 from epa.domain.port import Port, VnicType
-from epa.domain.server import ClaimedDevice, ServerStatus, check_server_transition
+from epa.domain.server import ClaimedDevice, HostName, ServerId, ServerStatus, check_server_transition
 from epa.domain.status import DeviceStatus
 from epa.errors import Conflict, NotFound
 from epa.inventory.db import Database
@@ -90,11 +90,11 @@ def to_record(
     cells: Sequence[tuple[int, int, int]] = (),
 ) -> ServerRecord:
     return ServerRecord(
-        id=row.id,
+        id=ServerId(row.id),
         name=row.name,
         status=ServerStatus(row.status),
         status_reason=row.status_reason,
-        host=host,
+        host=HostName(host) if host is not None else None,
         host_nodes=tuple(row.host_nodes),
         flavor=dict(row.flavor),
         ports=tuple(row_port(p) for p in row.ports),

@@ -12,7 +12,7 @@ from typing import Any
 
 from epa.domain import cloud_init
 from epa.domain.port import Port
-from epa.domain.server import ServerStatus
+from epa.domain.server import HostName, ServerId, ServerStatus
 from epa.errors import Forbidden, InvalidInput
 from epa.inventory import flavors, images, lifecycle, servers
 from epa.inventory.records import Principal, ServerRecord
@@ -77,13 +77,13 @@ class ServerActions:
         boot = {"image": images.active_image(self.db, image).snapshot()} if image is not None else None
         return self.scheduling.explain(flavor, ports, boot)
 
-    def stop(self, server_id: str) -> ServerRecord:
+    def stop(self, server_id: ServerId) -> ServerRecord:
         return lifecycle.stop(self.db, server_id)
 
-    def start(self, server_id: str) -> ServerRecord:
+    def start(self, server_id: ServerId) -> ServerRecord:
         return lifecycle.start(self.db, server_id)
 
-    def delete(self, server_id: str, force: bool = False) -> ServerRecord:
+    def delete(self, server_id: ServerId, force: bool = False) -> ServerRecord:
         """A server on a host goes to ``deleting`` (its agent tears it down, then reports the release);
         one without a host, or with ``force`` (the host is gone for good), is released at once."""
         record = lifecycle.request_delete(self.db, server_id, force=force)
@@ -91,12 +91,12 @@ class ServerActions:
             self.scheduling.released(record.host)
         return record
 
-    def _agents_server(self, who: Principal, server_id: str) -> ServerRecord:
+    def _agents_server(self, who: Principal, server_id: ServerId) -> ServerRecord:
         current = servers.get_server(self.db, server_id)
         require_host(who, current.host or "")
         return current
 
-    def report(self, who: Principal, server_id: str, report: AgentReport) -> ServerRecord:
+    def report(self, who: Principal, server_id: ServerId, report: AgentReport) -> ServerRecord:
         """The host's agent reports progress, failure (which releases the devices) or the domain it sees."""
         self._agents_server(who, server_id)
         r = report
@@ -105,14 +105,14 @@ class ServerActions:
             self.scheduling.released(record.host)
         return record
 
-    def released(self, who: Principal, server_id: str) -> ServerRecord:
+    def released(self, who: Principal, server_id: ServerId) -> ServerRecord:
         """The host's agent destroyed the domain and reset the VFs: the devices go back to the pool."""
         self._agents_server(who, server_id)
         record = lifecycle.teardown_done(self.db, server_id)
         self.scheduling.released(record.host)
         return record
 
-    def on_host(self, who: Principal, host: str) -> list[ServerRecord]:
+    def on_host(self, who: Principal, host: HostName) -> list[ServerRecord]:
         """What the host's agent must make real: every server on the host that is not deleted."""
         require_host(who, host)
         return servers.servers_on_host(self.db, host)

@@ -26,7 +26,7 @@ from epa.api.schemas.server import (
     server_out,
 )
 from epa.domain.console import MAX_LINES
-from epa.domain.server import ServerStatus
+from epa.domain.server import HostName, ServerId, ServerStatus
 from epa.inventory import consoles, servers
 from epa.service.servers import AgentReport, Boot, ServerActions, require_host
 from epa.wire.server import to_ports
@@ -85,23 +85,23 @@ def show_server(server_id: str, db: DB, _: Admin) -> ServerOut:
 def delete_server(server_id: str, _: Admin, service: Actions, force: bool = False) -> ServerOut:
     """A server on a host goes to ``deleting`` (its agent tears it down, then its devices return);
     one without a host, or with ``force=true`` (the host is gone for good), is released at once."""
-    return server_out(service.delete(server_id, force=force))
+    return server_out(service.delete(ServerId(server_id), force=force))
 
 
 @router.post("/v1/servers/{server_id}/stop", response_model=ServerOut)
 def stop_server(server_id: str, _: Admin, service: Actions) -> ServerOut:
-    return server_out(service.stop(server_id))
+    return server_out(service.stop(ServerId(server_id)))
 
 
 @router.post("/v1/servers/{server_id}/start", response_model=ServerOut)
 def start_server(server_id: str, _: Admin, service: Actions) -> ServerOut:
-    return server_out(service.start(server_id))
+    return server_out(service.start(ServerId(server_id)))
 
 
 @router.get("/v1/hosts/{name}/servers", response_model=ServerList)
 def host_servers(name: str, who: Caller, service: Actions) -> ServerList:
     """What the host's agent must make real: every server on the host that is not deleted."""
-    return server_list(service.on_host(who, name))
+    return server_list(service.on_host(who, HostName(name)))
 
 
 @router.post("/v1/servers/{server_id}/state", response_model=ServerOut)
@@ -110,13 +110,13 @@ def report_state(server_id: str, body: ServerState, who: Caller, service: Action
     """The host's agent reports progress, failure (which releases the devices) or the domain it sees."""
     status = ServerStatus(body.status) if body.status else None
     report = AgentReport(status, body.reason, body.domain_uuid, body.domain_state, body.domain_xml)
-    return server_out(service.report(who, server_id, report))
+    return server_out(service.report(who, ServerId(server_id), report))
 
 
 @router.post("/v1/servers/{server_id}/released", response_model=ServerOut)
 def report_released(server_id: str, who: Caller, service: Actions) -> ServerOut:
     """The host's agent destroyed the domain and reset the VFs: the devices go back to the pool."""
-    return server_out(service.released(who, server_id))
+    return server_out(service.released(who, ServerId(server_id)))
 
 
 @router.put("/v1/servers/{server_id}/console", response_model=ConsoleOut)
