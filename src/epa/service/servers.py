@@ -99,9 +99,10 @@ class ServerActions:
     def report(self, who: Principal, server_id: ServerId, report: AgentReport) -> ServerRecord:
         """The host's agent reports progress, failure (which releases the devices) or the domain it sees."""
         self._agents_server(who, server_id)
-        r = report
-        record = lifecycle.report(self.db, server_id, r.status, r.reason, r.domain_uuid, r.domain_state, r.domain_xml)
-        if r.status is ServerStatus.ERROR:
+        record = lifecycle.report(
+            self.db, server_id, report.status, report.reason, report.domain_uuid, report.domain_state, report.domain_xml
+        )
+        if report.status is ServerStatus.ERROR:
             self.scheduling.released(record.host)
         return record
 
