@@ -35,9 +35,10 @@ from epa.domain.alias import parse_aliases
 from epa.domain.device import DevType
 from epa.domain.flavor import Flavor
 from epa.domain.host import HostReport
+from epa.domain.server import ClaimedDevice
 from epa.inventory import Database, apply_report, create_alias, create_flavor, create_host, get_flavor
 from epa.inventory.aliases import known_aliases
-from epa.inventory.claims import NewServer, claim
+from epa.inventory.claims import ClaimPlan, NewServer, claim
 from epa.scheduler.request import build_request
 from epa.simulate.hosts import nfv_host
 
@@ -272,15 +273,14 @@ def raw_run(
             t0 = time.perf_counter()
             failure = None
             try:
-                claim(
-                    db,
-                    NewServer(f"raw-{threads}-{n}", flavor),
+                plan = ClaimPlan(
                     p.host,
                     (p.node,),
                     {p.node: flavor.vcpus},
                     {p.node: flavor.memory_mb},
-                    [(p.address, 0, label)],
+                    (ClaimedDevice(p.address, 0, label),),
                 )
+                claim(db, NewServer(f"raw-{threads}-{n}", flavor), plan)
             except Exception as e:  # counted and shown in the table, like an API error
                 failure = type(e).__name__
             tally.record(time.perf_counter() - t0, failure)

@@ -16,6 +16,7 @@ from epa.agent.domain_build import (
     domain_type_for,
     plan_server,
     plan_teardown,
+    server_view,
     vf_location,
 )
 from epa.agent.host_facts import read_host_facts
@@ -25,6 +26,7 @@ from epa.domain.device_spec import ClassifiedDevice, classify, parse_device_spec
 from epa.domain.port import VnicType
 from epa.hostnet.vf import VfConfig
 from epa.virt import DomainType, HostdevSpec, InterfaceSpec, InvalidDomainSpec, build_domain_xml, parse_domain_devices
+from epa.wire.server import ServerOut
 from support.guest_numa import guest_node_of
 
 A = PciAddress.parse
@@ -43,11 +45,25 @@ def devices(nfv_sysfs: Path) -> dict[PciAddress, ClassifiedDevice]:
     return {c.device.address: c for c in classified}
 
 
-def server(**over: Any) -> dict[str, Any]:
+def server(**over: Any) -> ServerOut:
+    """The server as the agent reads it from the API's answer (``server_view``); a device or a port given
+    without its other fields gets the API's defaults."""
+    body = server_json(**over)
+    for i, d in enumerate(body.get("devices") or []):
+        d.setdefault("request_index", i)
+        d.setdefault("request_label", f"request {i}")
+    for p in body.get("ports") or []:
+        p.setdefault("trusted", False)
+        p.setdefault("vlan", None)
+    return server_view(body)
+
+
+def server_json(**over: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": SERVER_ID,
         "name": "vnf-1",
         "status": "scheduled",
+        "status_reason": None,
         "host": "nfv-1",
         "host_nodes": [0],
         "flavor": {"name": "vnf.small", "vcpus": 4, "memory_mb": 2048, "numa_nodes": 1},
@@ -73,6 +89,8 @@ def server(**over: Any) -> dict[str, Any]:
         "domain_uuid": None,
         "domain_state": None,
         "domain_xml": None,
+        "created_at": "2026-12-06T04:00:00+00:00",
+        "updated_at": "2026-12-06T04:00:00+00:00",
     }
     body.update(over)
     return body
@@ -98,7 +116,7 @@ def test_the_plan_has_every_claimed_device_in_its_place(nfv_sysfs: Path, devices
     assert plan.vf_configs == (VfConfig("ens785f1", 1, "fa:16:3e:00:00:01", 100, trusted=True, spoofchk=False),)
     assert plan.detach == ()
     assert plan.netdevs == {"ens785f0v2"}
-    assert plan.addresses == {A(d["address"]) for d in server()["devices"]}
+    assert plan.addresses == {A(d.address) for d in server().devices}
     assert parse_domain_devices(build_domain_xml(spec)) == plan.addresses - {A("0000:18:02.2")}
 
 
@@ -169,7 +187,11 @@ def test_no_host_nodes_pins_nothing(devices: dict[PciAddress, Any]) -> None:
         ({"devices": [{"address": "0000:18:0a.2", "port": 1}]}, "macvtap port 1 needs a netdev on VF 0000:18:0a.2"),
         ({"devices": [{"address": "nonsense", "port": None}]}, "devices[0]: PCI address 'nonsense'"),
         ({"id": "not-a-uuid"}, "id ('not-a-uuid') is not a UUID"),
-        ({"flavor": None}, "flavor (None) is not an object"),
+        ({"flavor": None}, "server 'vnf-1' (0d1e2f00-0000-4000-8000-00000000abcd): flavor (None): "),
+        (
+            {"ports": [{"physnet": "p", "vnic_type": "wired", "mac": "fa:16:3e:00:00:01"}]},
+            "ports.0.vnic_type ('wired')",
+        ),
         ({"host_nodes": [3]}, "host NUMA node 3 has no CPUs on this host"),
     ],
 )
@@ -191,8 +213,8 @@ def test_a_split_that_does_not_add_up_is_the_spec_s_error(nfv_sysfs: Path, devic
 
 
 def test_teardown_resets_direct_vfs_and_goes_on_past_vanished_devices(devices: dict[PciAddress, Any]) -> None:
-    body = server()
-    body["devices"].append({"address": "0000:99:00.0", "port": None})
+    devices_json = server_json()["devices"]
+    body = server(devices=[*devices_json, {"address": "0000:99:00.0", "port": None}])
     teardown, warnings = plan_teardown(body, devices)
     assert teardown.vf_resets == ((A("0000:18:0a.1"), VfConfig.reset("ens785f1", 1)),)
     assert teardown.reattach == ()

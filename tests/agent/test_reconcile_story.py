@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from epa.agent.domain_build import domain_name
+from epa.agent.domain_build import domain_name, server_view
 from epa.agent.reconcile import Reconciler
 from epa.client import ApiClient
 from epa.discovery.sysfs import scan_sysfs
@@ -113,7 +113,7 @@ def test_build_stop_start_delete(world: World) -> None:
     created = world.admin.create_server("vnf-1", "vnf", [DIRECT])
     assert created["status"] == "scheduled"
     active = converge(world, created["id"], "active")
-    name = domain_name(active)
+    name = domain_name(server_view(active))
     assert world.conn.domain_state(name) == "running" and active["domain_state"] == "running"
     assert active["domain_uuid"] == created["id"]
     claimed = {d["address"] for d in active["devices"]}
@@ -172,7 +172,7 @@ def test_an_agent_restarted_mid_build_converges(
         world.reconciler.reconcile_once()
     monkeypatch.undo()
     assert world.server(created["id"])["status"] == "building"
-    name = domain_name(created)
+    name = domain_name(server_view(created))
     assert world.conn.domain_state(name) == left
 
     active = converge(world, created["id"], "active", world.new_reconciler())
@@ -232,7 +232,7 @@ def test_a_server_put_in_error_loses_its_domain_and_nothing_is_posted(world: Wor
     world.admin.post_server_state(created["id"], status="error", reason="operator says so")
     before = world.server(created["id"])
     summary = world.reconciler.reconcile_once()
-    assert summary.actions == [f"removed domain {domain_name(created)} (server vnf-1 is in error)"]
+    assert summary.actions == [f"removed domain {domain_name(server_view(created))} (server vnf-1 is in error)"]
     assert world.domain_names() == [] and world.server(created["id"]) == before
 
 

@@ -98,3 +98,16 @@ def test_metrics_need_the_admin_token_unless_served_public(cloud: Api, db: Datab
     with TestClient(create_app(db, metrics_public=True)) as public:
         samples = scrape(public, None)
     assert value(samples, "epa_hosts") == 2
+
+
+def test_decisions_past_the_old_trim_between_two_scrapes_count_once(cloud: Api) -> None:
+    """More decisions between two scrapes than a bounded list kept (10,000) are each counted once."""
+    service = cloud.client.app.state.scheduling  # type: ignore[attr-defined]
+    assert value(scrape(cloud.client, cloud.admin), "epa_scheduling_decision_seconds_count") == 0
+    for _ in range(12_000):
+        service.counters.observe(0.001)
+    assert value(scrape(cloud.client, cloud.admin), "epa_scheduling_decision_seconds_count") == 12_000
+    service.counters.observe(0.001)
+    samples = scrape(cloud.client, cloud.admin)
+    assert value(samples, "epa_scheduling_decision_seconds_count") == 12_001
+    assert value(samples, "epa_scheduling_decision_seconds_bucket", le="0.001") == 12_001

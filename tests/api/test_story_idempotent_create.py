@@ -78,6 +78,24 @@ def test_a_key_reused_for_another_request_is_a_conflict_that_changes_nothing(clo
     assert len(cloud.call("GET", "/v1/servers")["servers"]) == 1
 
 
+def test_a_key_reused_with_other_ports_is_a_conflict(cloud: Api) -> None:
+    direct = [{"physnet": "physnet1", "vnic_type": "direct"}]
+    first = create(cloud, {"name": "vnf-1", "flavor": "vnf", "ports": direct}, KEY)
+    assert first.status_code == 201, first.text
+    claimed = held(cloud)
+    trusted = [{"physnet": "physnet2", "vnic_type": "direct", "trusted": True}]
+    for ports in ([], trusted, direct + direct):
+        refused = create(cloud, {"name": "vnf-1", "flavor": "vnf", "ports": ports}, KEY)
+        assert refused.status_code == 409, refused.text
+        assert "Idempotent-Replayed" not in refused.headers
+        assert refused.json()["error"]["code"] == "conflict"
+        assert "ports" in refused.json()["error"]["message"]
+    # The same ports, spelt with the defaults left out, are the same request.
+    again = create(cloud, {"name": "vnf-1", "flavor": "vnf", "ports": [{"physnet": "physnet1"}]}, KEY)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert held(cloud) == claimed
+
+
 def test_a_create_that_found_no_host_is_replayed_as_it_was(cloud: Api) -> None:
     first = create(cloud, {"name": "big", "flavor": "gpu2"}, KEY)
     assert first.status_code == 201 and first.json()["status"] == "error"

@@ -104,3 +104,16 @@ def test_json_form_uses_canonical_strings(nfv_sysfs: Path) -> None:
     assert vf["dev_type"] == "type-VF"
     assert vf["class_code"] == "0b4000"
     assert vf["pcie_path"] == ["0000:3a:00.0", "0000:3b:00.0", "0000:3c:00.0"]
+
+
+def test_a_pci_ids_file_that_cannot_be_read_is_a_warning_of_the_scan(nfv_sysfs: Path, tmp_path: Path) -> None:
+    from epa.discovery.pci_ids import load_pci_ids
+
+    unreadable = tmp_path / "pci.ids"
+    unreadable.mkdir()  # there, but not a file that can be read
+    names = load_pci_ids(unreadable)
+    assert names.vendors == {}
+    assert len(names.warnings) == 1 and str(unreadable) in names.warnings[0]
+    assert names.warnings[0] in scan_sysfs(nfv_sysfs, names).warnings
+    # No pci.ids at all is normal (a minimal install): no names, and nothing to warn about.
+    assert load_pci_ids(tmp_path / "absent").warnings == []

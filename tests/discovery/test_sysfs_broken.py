@@ -127,3 +127,13 @@ def test_empty_bus_is_an_empty_host(tmp_path: Path) -> None:
     (tmp_path / "bus" / "pci" / "devices").mkdir(parents=True)
     result = scan_sysfs(tmp_path)
     assert (result.devices, result.warnings) == ((), ())
+
+
+def test_a_vf_list_that_cannot_be_read_is_a_warning_naming_the_directory(tmp_path: Path) -> None:
+    from epa.discovery.sysfs import _virtfns
+    from epa.discovery.sysfs_read import AttrReader
+
+    warnings: list[str] = []
+    gone = tmp_path / "0000:3d:00.0"  # the directory went away between the bus listing and this read
+    assert _virtfns(AttrReader(gone, warnings)) == ()
+    assert len(warnings) == 1 and str(gone) in warnings[0] and "virtfn" in warnings[0]

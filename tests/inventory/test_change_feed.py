@@ -18,9 +18,10 @@ from epa.domain.address import PciAddress
 from epa.domain.flavor import Flavor
 from epa.domain.host import HostReport
 from epa.domain.port import Port
+from epa.domain.server import ClaimedDevice
 from epa.inventory import Database, apply_report, create_host, delete_host, set_host_enabled
 from epa.inventory.changes import feed_cursor, mark_changed, read_changes
-from epa.inventory.claims import NewServer, claim, release
+from epa.inventory.claims import ClaimPlan, NewServer, claim, release
 from epa.inventory.liveness import Beat, record_beats
 from epa.inventory.schema import HostRow
 from epa.inventory.tokens import create_admin_token, hash_token
@@ -50,10 +51,8 @@ def test_each_scheduling_change_advances_the_hosts_number(db: Database, nfv_repo
     apply_report(db, "nfv-1", 0, nfv_report)
     moved("report")
     flavor = Flavor(name="small", vcpus=2, memory_mb=1024)
-    server = claim(
-        db, NewServer("vm", flavor, (Port("physnet1"),)), "nfv-1", (0,), {0: 2}, {0: 1024},
-        [(PciAddress.parse(VF), 0, "port0")],
-    )  # fmt: skip
+    plan = ClaimPlan("nfv-1", (0,), {0: 2}, {0: 1024}, (ClaimedDevice(PciAddress.parse(VF), 0, "port0", 0),))
+    server = claim(db, NewServer("vm", flavor, (Port("physnet1"),)), plan)
     moved("claim")
     release(db, server.id)
     moved("release")

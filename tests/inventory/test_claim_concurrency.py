@@ -13,9 +13,10 @@ from sqlalchemy import text
 from epa.domain.address import PciAddress
 from epa.domain.flavor import Flavor
 from epa.domain.host import HostReport
+from epa.domain.server import ClaimedDevice
 from epa.domain.status import DeviceStatus
 from epa.inventory import Database, apply_report, create_host, list_devices
-from epa.inventory.claims import ClaimConflict, NewServer, claim, release
+from epa.inventory.claims import ClaimConflict, ClaimPlan, NewServer, claim, release
 from epa.inventory.records import ServerRecord
 from epa.inventory.servers import list_servers
 from epa.inventory.snapshots import load_snapshots
@@ -65,9 +66,9 @@ def worker(url: str, seed: int, barrier: threading.Barrier, out: Outcome) -> Non
             if attempt >= RELEASING_ATTEMPTS and exhausted(db):
                 return
             picks = rng.sample(POOL, rng.choice([1, 1, 2, 3]))
-            devices = [(PciAddress.parse(a), i, f"r{i}") for i, a in enumerate(picks)]
+            devices = tuple(ClaimedDevice(PciAddress.parse(a), i, f"r{i}") for i, a in enumerate(picks))
             try:
-                record: ServerRecord = claim(db, server, "nfv-1", (0,), {0: VCPUS}, {0: 1024}, devices)
+                record: ServerRecord = claim(db, server, ClaimPlan("nfv-1", (0,), {0: VCPUS}, {0: 1024}, devices))
             except ClaimConflict:
                 out.conflicts += 1
                 continue

@@ -11,15 +11,17 @@ import pytest
 from sqlalchemy import text
 
 from epa.domain.address import PciAddress
+from epa.domain.alias import parse_pci_requests
 from epa.domain.flavor import Flavor
 from epa.domain.host import HostReport
 from epa.domain.port import Port
+from epa.domain.server import ClaimedDevice, InvalidServerTransition, ServerStatus
 from epa.domain.status import DeviceStatus
 from epa.errors import InvalidInput, NotFound
 from epa.inventory import Database, apply_report, create_host, get_device, list_devices, set_host_enabled
 from epa.inventory.claims import (
     ClaimConflict,
-    InvalidServerTransition,
+    ClaimPlan,
     NewServer,
     claim,
     record_unscheduled,
@@ -27,7 +29,7 @@ from epa.inventory.claims import (
     set_server_status,
 )
 from epa.inventory.lifecycle import report, request_delete, teardown_done
-from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.records import ServerRecord
 from epa.inventory.servers import get_server, list_servers, servers_on_host
 from epa.inventory.snapshots import host_versions
 
@@ -55,11 +57,13 @@ def take(
     memory_mb: int = 4096,
     **kwargs: Any,
 ) -> ServerRecord:
-    devices = [(PciAddress.parse(a), i, f"req{i}") for i, a in enumerate(addresses)]
-    return claim(
-        db, new_server(vcpus=vcpus, memory_mb=memory_mb), host, (node,), {node: vcpus}, {node: memory_mb}, devices,
-        **kwargs,
-    )  # fmt: skip
+    devices = tuple(ClaimedDevice(PciAddress.parse(a), i, f"req{i}") for i, a in enumerate(addresses))
+    plan = ClaimPlan(host, (node,), {node: vcpus}, {node: memory_mb}, devices, **kwargs)
+    return claim(db, new_server(vcpus=vcpus, memory_mb=memory_mb), plan)
+
+
+def held(address: str, index: int, label: str, port: int | None = None) -> ClaimedDevice:
+    return ClaimedDevice(PciAddress.parse(address), index, label, port)
 
 
 def state(db: Database, host: str = "nfv-1") -> tuple[object, ...]:
@@ -87,11 +91,9 @@ def test_claim_records_the_server_and_claims_its_devices(db: Database, host: str
     record = take(db, [VFS[0], T4])
     assert record.status is ServerStatus.SCHEDULED
     assert (record.host, record.host_nodes, record.cells) == (host, (0,), ((0, 4, 4096),))
-    assert record.devices == ((VFS[0], 0, "req0"), (T4, 1, "req1"))
+    assert record.devices == (held(VFS[0], 0, "req0"), held(T4, 1, "req1"))
     assert record.flavor["vcpus"] == 4 and record.flavor["pci_passthrough:alias"] == ""
-    assert record.ports == (
-        {"physnet": "physnet1", "vnic_type": "direct", "trusted": False, "vlan": None, "mac": None},
-    )
+    assert record.ports == (Port("physnet1"),) == get_server(db, record.id).ports
     assert get_server(db, record.id) == record
     for address in (VFS[0], T4):
         device = get_device(db, host, address)
@@ -278,7 +280,7 @@ def test_claims_the_caller_got_wrong_are_invalid_input(
     devices: list[str], match: str,
 ) -> None:  # fmt: skip
     with pytest.raises(InvalidInput, match=match):
-        claim(db, new_server(), host, nodes, cpus, memory, [(PciAddress.parse(a), 0, "r") for a in devices])
+        claim(db, new_server(), ClaimPlan(host, nodes, cpus, memory, tuple(held(a, 0, "r") for a in devices)))
     with pytest.raises(InvalidInput, match="cpu_ratio"):
         take(db, [], cpu_ratio=0.0)
     assert list_servers(db) == []
@@ -286,7 +288,7 @@ def test_claims_the_caller_got_wrong_are_invalid_input(
 
 def test_a_claim_over_two_numa_nodes(db: Database, host: str) -> None:
     server = new_server(vcpus=8, memory_mb=8192, numa_nodes=2)
-    record = claim(db, server, host, (1, 0), {1: 4, 0: 4}, {1: 4096, 0: 4096}, [(PciAddress.parse(T4), 0, "gpu")])
+    record = claim(db, server, ClaimPlan(host, (1, 0), {1: 4, 0: 4}, {1: 4096, 0: 4096}, (held(T4, 0, "gpu"),)))
     assert record.host_nodes == (1, 0)
     assert get_server(db, record.id).cells == ((0, 4, 4096), (1, 4, 4096))
 
@@ -318,3 +320,38 @@ def test_a_failed_build_without_a_delete_is_an_error_that_frees_the_devices(db: 
     # It keeps its host for the record: deleting it goes through the host's agent like any other.
     assert request_delete(db, record.id).status is ServerStatus.DELETING
     assert teardown_done(db, record.id).status is ServerStatus.DELETED
+
+
+def test_a_claim_stores_which_port_each_device_backs(db: Database, host: str) -> None:
+    server = NewServer("vm", Flavor(name="f", vcpus=4, memory_mb=4096), (Port("physnet1"),))
+    plan = ClaimPlan(host, (0,), {0: 4}, {0: 4096}, (held(T4, 0, "alias t4"), held(VFS[0], 1, "port 0", port=0)))
+    record = claim(db, server, plan)
+    assert [(str(d.address), d.port) for d in record.devices] == [(T4, None), (VFS[0], 0)]
+    assert get_server(db, record.id).devices == record.devices
+
+
+def test_a_claim_whose_device_backs_a_port_the_server_lacks_is_invalid_input(db: Database, host: str) -> None:
+    plan = ClaimPlan(host, (0,), {0: 4}, {0: 4096}, (held(VFS[0], 0, "port 3", port=3),))
+    with pytest.raises(InvalidInput, match="backs port 3; the server has 1"):
+        claim(db, new_server(), plan)
+    assert list_servers(db) == []
+
+
+def test_migration_0010_fills_in_the_port_of_claims_made_before_it(db: Database, host: str) -> None:
+    """Claims made before 0010 get the port their device backs: the request index less the flavor's aliases."""
+    from alembic import command
+    from alembic.config import Config
+
+    from epa.inventory.db import MIGRATIONS
+
+    flavor = Flavor(name="f", vcpus=4, memory_mb=4096, pci_alias="t4:1", pci_requests=parse_pci_requests("t4:1"))
+    server = NewServer("vm", flavor, (Port("physnet1"),))
+    plan = ClaimPlan(host, (0,), {0: 4}, {0: 4096}, (held(T4, 0, "alias t4"), held(VFS[0], 1, "port 0", port=0)))
+    record = claim(db, server, plan)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    for step, revision in ((command.downgrade, "0009"), (command.upgrade, "head")):
+        with db.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            step(config, revision)
+    assert get_server(db, record.id).devices == record.devices

@@ -12,9 +12,10 @@ from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.flavor import Flavor
 from epa.domain.host import HostReport
+from epa.domain.server import ClaimedDevice
 from epa.inventory import Database, apply_report, create_host, get_host, set_host_enabled
 from epa.inventory import snapshots as snapshots_module
-from epa.inventory.claims import NewServer, claim, release
+from epa.inventory.claims import ClaimPlan, NewServer, claim, release
 from epa.inventory.snapshots import CellUsage, FreeDevice, host_versions, load_snapshots
 
 PF = PciAddress.parse("0000:18:00.0")
@@ -31,8 +32,8 @@ def seed(db: Database, report: HostReport, *names: str) -> None:
 
 def take(db: Database, host: str, addresses: list[PciAddress], vcpus: int = 4, memory_mb: int = 4096) -> str:
     server = NewServer("vm", Flavor(name="f", vcpus=vcpus, memory_mb=memory_mb))
-    devices = [(a, i, "r") for i, a in enumerate(addresses)]
-    return claim(db, server, host, (0,), {0: vcpus}, {0: memory_mb}, devices).id
+    devices = tuple(ClaimedDevice(a, i, "r") for i, a in enumerate(addresses))
+    return claim(db, server, ClaimPlan(host, (0,), {0: vcpus}, {0: memory_mb}, devices)).id
 
 
 def test_a_fresh_host(db: Database, nfv_report: HostReport) -> None:

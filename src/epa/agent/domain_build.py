@@ -7,15 +7,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from epa.domain.address import PciAddress
 from epa.domain.device_spec import ClassifiedDevice
 from epa.domain.host import NumaCell
 from epa.domain.port import Port, VnicType
+from epa.domain.server import ClaimedDevice
 from epa.errors import EpaError, InvalidInput
 from epa.hostnet.vf import VfConfig
 from epa.virt import DomainMetadata, DomainSpec, DomainType, HostdevSpec, InterfaceSpec
+from epa.wire.server import ServerOut, read_server
 
 Devices = Mapping[PciAddress, ClassifiedDevice]
 
@@ -25,14 +26,6 @@ class ServerBuildError(EpaError):
     see, a port on a function that is not a VF, a malformed server object)."""
 
     code = "server_build_failed"
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedDevice:
-    """One device the server holds: ``port`` is the index of the port it backs, None for an alias device."""
-
-    address: PciAddress
-    port: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +50,19 @@ class Teardown:
     reattach: tuple[PciAddress, ...] = ()
 
 
-def domain_name(server: Mapping[str, Any]) -> str:
+def server_view(obj: object) -> ServerOut:
+    """The server as the API answered it, checked against its wire model (``ServerBuildError`` naming the
+    field and the value that does not fit): the one place the agent reads a server's JSON."""
+    try:
+        return read_server(obj)
+    except InvalidInput as e:
+        where = f"server {obj.get('name')!r} ({obj.get('id')})" if isinstance(obj, Mapping) else "server"
+        raise ServerBuildError(f"{where}: {e}") from e
+
+
+def domain_name(server: ServerOut) -> str:
     """``epa-<server name>-<first 8 characters of its id>``: readable in ``virsh list`` and unique."""
-    return f"epa-{_str(server, 'name')}-{_str(server, 'id')[:8]}"
+    return f"epa-{server.name}-{server.id[:8]}"
 
 
 def domain_type_for(uri: str) -> DomainType:
@@ -69,58 +72,33 @@ def domain_type_for(uri: str) -> DomainType:
     return DomainType.TEST if scheme.split("+", 1)[0] == "test" else DomainType.KVM
 
 
-def _where(server: Mapping[str, Any]) -> str:
-    return f"server {server.get('name')!r} ({server.get('id')})"
+def _where(server: ServerOut) -> str:
+    return f"server {server.name!r} ({server.id})"
 
 
-def _str(server: Mapping[str, Any], key: str) -> str:
-    value = server.get(key)
-    if not isinstance(value, str) or not value:
-        raise ServerBuildError(f"{_where(server)}: {key} ({value!r}) is not a non-empty string")
-    return value
-
-
-def _int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ServerBuildError(f"{what} ({value!r}) is not an integer")
-    return value
-
-
-def _list(server: Mapping[str, Any], key: str) -> list[Any]:
-    value = server.get(key) or []
-    if not isinstance(value, list):
-        raise ServerBuildError(f"{_where(server)}: {key} ({value!r}) is not a list")
-    return value
-
-
-def claimed_devices(server: Mapping[str, Any]) -> tuple[ClaimedDevice, ...]:
+def claimed_devices(server: ServerOut) -> tuple[ClaimedDevice, ...]:
     """The server's devices in the API's order."""
     out = []
-    for i, item in enumerate(_list(server, "devices")):
-        where = f"{_where(server)}: devices[{i}]"
-        if not isinstance(item, Mapping):
-            raise ServerBuildError(f"{where} ({item!r}) is not an object")
-        raw = item.get("address")
+    for i, item in enumerate(server.devices):
         try:
-            address = PciAddress.parse(raw if isinstance(raw, str) else repr(raw))
+            address = PciAddress.parse(item.address)
         except InvalidInput as e:
-            raise ServerBuildError(f"{where}: {e}") from e
-        port = item.get("port")
-        out.append(ClaimedDevice(address, None if port is None else _int(port, f"{where}: port")))
+            raise ServerBuildError(f"{_where(server)}: devices[{i}]: {e}") from e
+        out.append(ClaimedDevice(address, item.request_index, item.request_label, item.port))
     return tuple(out)
 
 
-def server_ports(server: Mapping[str, Any]) -> tuple[Port, ...]:
+def server_ports(server: ServerOut) -> tuple[Port, ...]:
     out = []
-    for i, item in enumerate(_list(server, "ports")):
+    for i, item in enumerate(server.ports):
         try:
-            out.append(Port.from_json(item, where=f"{_where(server)}: ports[{i}]"))
+            out.append(item.to_port())
         except InvalidInput as e:
-            raise ServerBuildError(str(e)) from e
+            raise ServerBuildError(f"{_where(server)}: ports[{i}]: {e}") from e
     return tuple(out)
 
 
-def _device(devices: Devices, address: PciAddress, server: Mapping[str, Any]) -> ClassifiedDevice:
+def _device(devices: Devices, address: PciAddress, server: ServerOut) -> ClassifiedDevice:
     found = devices.get(address)
     if found is None:
         raise ServerBuildError(f"{_where(server)}: device {address} is not on this host (discovery does not see it)")
@@ -160,21 +138,15 @@ class _Numa:
     guest_numa: bool = False
 
 
-def _numa(server: Mapping[str, Any], flavor: Mapping[str, Any], numa_cells: Sequence[NumaCell]) -> _Numa:
+def _numa(server: ServerOut, numa_cells: Sequence[NumaCell]) -> _Numa:
     where = _where(server)
-    host_nodes = tuple(_int(n, f"{where}: host_nodes entry") for n in _list(server, "host_nodes"))
+    host_nodes = tuple(server.host_nodes)
     if not host_nodes:
         return _Numa()
-    cells: dict[int, tuple[int, int]] = {}
-    for cell in _list(server, "cells"):
-        if not isinstance(cell, Mapping):
-            raise ServerBuildError(f"{where}: cells entry ({cell!r}) is not an object")
-        node = _int(cell.get("node"), f"{where}: cells node")
-        cpus = _int(cell.get("cpus"), f"{where}: cells[{node}].cpus")
-        cells[node] = (cpus, _int(cell.get("memory_mb"), f"{where}: cells[{node}].memory_mb"))
+    cells = {c.node: (c.cpus, c.memory_mb) for c in server.cells}
     if not cells:
         # A server recorded without a split: everything on its first node.
-        cells = {host_nodes[0]: (_int(flavor.get("vcpus"), "vcpus"), _int(flavor.get("memory_mb"), "memory_mb"))}
+        cells = {host_nodes[0]: (server.flavor.vcpus, server.flavor.memory_mb)}
     host_cells = {c.node: c for c in numa_cells}
     host_cpus = {}
     for node in host_nodes:
@@ -190,7 +162,7 @@ def _numa(server: Mapping[str, Any], flavor: Mapping[str, Any], numa_cells: Sequ
 
 
 def plan_server(
-    server: Mapping[str, Any],
+    server: ServerOut,
     devices: Devices,
     numa_cells: Sequence[NumaCell],
     domain_type: DomainType,
@@ -198,14 +170,11 @@ def plan_server(
     """The domain spec and host settings for ``server``; :class:`ServerBuildError` (or the spec's
     ``InvalidDomainSpec``) naming what does not fit."""
     where = _where(server)
-    server_id = _str(server, "id")
     try:
-        domain_uuid = uuid.UUID(server_id)
+        domain_uuid = uuid.UUID(server.id)
     except ValueError:
-        raise ServerBuildError(f"{where}: id ({server_id!r}) is not a UUID") from None
-    flavor = server.get("flavor")
-    if not isinstance(flavor, Mapping):
-        raise ServerBuildError(f"{where}: flavor ({flavor!r}) is not an object")
+        raise ServerBuildError(f"{where}: id ({server.id!r}) is not a UUID") from None
+    flavor = server.flavor
     ports = server_ports(server)
     hostdevs: list[HostdevSpec] = []
     interfaces: list[InterfaceSpec] = []
@@ -245,13 +214,13 @@ def plan_server(
                 )
             netdevs.add(netdev)
             interfaces.append(InterfaceSpec(VnicType.MACVTAP, item.address, port.mac, port.vlan, netdev=netdev))
-    numa = _numa(server, flavor, numa_cells)
+    numa = _numa(server, numa_cells)
     spec = DomainSpec(
         name=domain_name(server),
         uuid=domain_uuid,
         domain_type=domain_type,
-        vcpus=_int(flavor.get("vcpus"), f"{where}: flavor vcpus"),
-        memory_mb=_int(flavor.get("memory_mb"), f"{where}: flavor memory_mb"),
+        vcpus=flavor.vcpus,
+        memory_mb=flavor.memory_mb,
         hostdevs=tuple(hostdevs),
         interfaces=tuple(interfaces),
         host_nodes=numa.host_nodes,
@@ -259,7 +228,7 @@ def plan_server(
         memory_by_node=numa.memory_by_node,
         host_cpus=numa.host_cpus,
         guest_numa=numa.guest_numa,
-        metadata=DomainMetadata(server_id=server_id, flavor=str(flavor.get("name") or "-")),
+        metadata=DomainMetadata(server_id=server.id, flavor=flavor.name or "-"),
     )
     return ServerPlan(
         spec=spec,
@@ -270,7 +239,7 @@ def plan_server(
     )
 
 
-def plan_teardown(server: Mapping[str, Any], devices: Devices) -> tuple[Teardown, tuple[str, ...]]:
+def plan_teardown(server: ServerOut, devices: Devices) -> tuple[Teardown, tuple[str, ...]]:
     """What to give back for ``server``, as far as discovery still knows its devices, and one warning per
     device it cannot say anything about (a teardown must go on past them)."""
     warnings: list[str] = []

@@ -20,7 +20,15 @@ from functools import partial
 from typing import Any, Protocol
 
 from epa.agent.boot import Boot, parts_in_use
-from epa.agent.domain_build import Devices, ServerPlan, domain_name, domain_type_for, plan_server, plan_teardown
+from epa.agent.domain_build import (
+    Devices,
+    ServerPlan,
+    domain_name,
+    domain_type_for,
+    plan_server,
+    plan_teardown,
+    server_view,
+)
 from epa.agent.hypervisor import HypervisorState, KvmProbe, choose_domain_type, probe_kvm, tell_unreachable
 from epa.client import JsonObject
 from epa.crashpoints import crash_point
@@ -302,7 +310,7 @@ class Reconciler:
     ) -> None:
         status = server.get("status")
         server_id = str(server.get("id"))
-        name = domain_name(server)
+        name = domain_name(server_view(server))
         own = [d for d in domains if d.name == name or d.server_id == server_id]
         ours = next((d for d in own if d.name == name), None)
         if status in ("scheduled", "building"):
@@ -359,10 +367,12 @@ class Reconciler:
     ) -> bool:
         """Make the server's domain; on any failure undo everything and report ``error``. True when built."""
         server_id = str(server["id"])
-        name = domain_name(server)
+        name = domain_name(server_view(server))
         try:
             known = self.hypervisor.domain_type if self.hypervisor is not None else None
-            plan = plan_server(server, devices, cells, self.domain_type or known or domain_type_for(conn.uri))
+            plan = plan_server(
+                server_view(server), devices, cells, self.domain_type or known or domain_type_for(conn.uri)
+            )
             self._check_free(plan, server_id, domains, devices)
             for config in plan.vf_configs:
                 self._configure_vf(config)
@@ -423,7 +433,7 @@ class Reconciler:
     def _fail(
         self, conn: LibvirtConnection, server: JsonObject, devices: Devices, reason: str, skip: Iterable[PciAddress]
     ) -> None:
-        name = domain_name(server)
+        name = domain_name(server_view(server))
         try:
             conn.destroy_domain(name)
             conn.undefine_domain(name)
@@ -473,7 +483,7 @@ class Reconciler:
         """Reset the server's VFs and reattach its unmanaged devices, going on past failures: what one
         device refuses must not keep the others (or the release) back. What failed, one line each."""
         left: list[str] = []
-        teardown, warnings = plan_teardown(server, devices)
+        teardown, warnings = plan_teardown(server_view(server), devices)
         for warning in warnings:
             log.warning("%s", warning)
         if self.vf_backend is not None:

@@ -16,6 +16,7 @@ from epa.api.routes import alias, device, flavor, heartbeat, host, image, invent
 from epa.inventory import Database
 from epa.service.heartbeats import HeartbeatWriter
 from epa.service.scheduling import SchedulingService, ServiceConfig
+from epa.service.servers import ServerActions
 
 
 def create_app(
@@ -48,6 +49,7 @@ def create_app(
     app.state.db = db
     app.state.max_image_bytes = max_image_bytes
     app.state.scheduling = SchedulingService(db, config, listen=listen)
+    app.state.server_actions = ServerActions(app.state.scheduling)
     service = app.state.scheduling.config
     # A host silent for half the agent timeout is put back on the change feed by its next heartbeat.
     revive = timedelta(seconds=service.scheduler.alive_seconds / 2)

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from epa.errors import Forbidden, Unauthorized
 from epa.inventory import Database
 from epa.inventory.tokens import Principal, authenticate
+from epa.service.servers import require_host
 
 
 def database(request: Request) -> Database:
@@ -53,10 +54,7 @@ def admin(who: Annotated[Principal, Depends(principal)]) -> Principal:
     return who
 
 
-def may_access_host(who: Principal, host: str) -> None:
-    """Admins reach every host; an agent only its own."""
-    if who.kind != "admin" and who.host != host:
-        raise Forbidden(f"the agent token of host {who.host!r} may not act on host {host!r}")
+may_access_host = require_host
 
 
 DB = Annotated[Database, Depends(database)]

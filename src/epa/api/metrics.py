@@ -6,11 +6,10 @@ latency histogram come from the app's ``SchedulingService.counters``."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 
 from fastapi import Depends, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -18,9 +17,6 @@ from epa.api.auth import admin
 from epa.inventory import Database
 from epa.inventory.metrics import inventory_stats
 from epa.service.scheduling import SchedulingService
-
-# Scheduling decisions take microseconds to tens of milliseconds; the tail is what matters.
-DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class InventoryCollector(Collector):
@@ -55,33 +51,12 @@ class InventoryCollector(Collector):
 
 
 class SchedulingCollector(Collector):
-    """The service's counters, and its decision times fed into a histogram as they arrive.
-
-    ``Counters.decision_seconds`` is a bounded list; the histogram takes the observations made since the
-    previous scrape (``decisions`` tells how many), so its counts only ever grow."""
+    """The service's counters and its decision-time histogram."""
 
     def __init__(self, service: SchedulingService) -> None:
         self.service = service
-        self.histogram = Histogram(
-            "epa_scheduling_decision_seconds",
-            "Time the scheduler took to rank hosts for a server (a create may decide more than once).",
-            buckets=DECISION_BUCKETS,
-            registry=None,
-        )
-        self._seen = 0
-        self._lock = threading.Lock()
-
-    def _take_new_decisions(self) -> None:
-        counters = self.service.counters
-        with self._lock:
-            recent = list(counters.decision_seconds)
-            new = min(counters.decisions - self._seen, len(recent))
-            for seconds in recent[len(recent) - new :] if new > 0 else ():
-                self.histogram.observe(seconds)
-            self._seen += max(new, 0)
 
     def collect(self) -> Iterable[Metric]:
-        self._take_new_decisions()
         c = self.service.counters
         for name, doc, value in (
             ("epa_server_creates", "Server creates asked of the scheduler.", c.creates),
@@ -111,7 +86,7 @@ class SchedulingCollector(Collector):
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)
-        yield from self.histogram.collect()
+        yield from c.decision_seconds.collect()
 
 
 def build_registry(db: Database, service: SchedulingService) -> CollectorRegistry:

@@ -34,7 +34,7 @@ import click
 from epa.cli.client_settings import ENV_TOKEN, ENV_URL
 from epa.cli.serve import DEFAULT_PORT
 from epa.client import ApiClient
-from epa.errors import Conflict, EpaError, NotFound
+from epa.errors import Conflict, EpaError, NotFound, ServiceUnavailable
 from epa.simulate.boot_image import MARKER_KEY, make_boot_image
 from epa.simulate.hosts import gpu_host, nfv_host, no_numa_host
 from epa.simulate.libvirt_node import write_node_xml
@@ -170,7 +170,9 @@ def _wait(what: str, probe: Callable[[], T | None], stop: threading.Event, child
         if stop.is_set():
             raise Interrupted
         children.check_alive()
-        with contextlib.suppress(EpaError):
+        # Only an API that is not up yet is worth waiting for; any other error (a refused token, a
+        # server that failed) would be the same at the deadline: say it now.
+        with contextlib.suppress(ServiceUnavailable):
             found = probe()
             if found is not None:
                 return found

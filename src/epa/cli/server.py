@@ -15,6 +15,7 @@ from epa.client import ApiClient
 from epa.domain.cloud_init import MAX_SSH_KEY, MAX_SSH_KEYS, MAX_USER_DATA
 from epa.domain.port import Port
 from epa.errors import EpaError, InvalidInput, ServiceUnavailable
+from epa.wire.server import PortIn
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 SERVER_HEADERS = ("ID", "NAME", "STATUS", "HOST", "NODES", "DEVICES", "REASON")
@@ -25,12 +26,7 @@ class ServerFailed(EpaError):
 
 
 def _ports(texts: tuple[str, ...]) -> list[dict[str, Any]]:
-    out = []
-    for text in texts:
-        port = Port.parse(text)
-        body = port.to_json()
-        out.append({k: v for k, v in body.items() if v is not None})
-    return out
+    return [PortIn.of(Port.parse(text)).model_dump(exclude_none=True) for text in texts]
 
 
 def server_row(s: dict[str, Any]) -> list[str]:

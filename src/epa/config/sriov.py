@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from epa.domain.address import PciAddress
+from epa.domain.hexid import is_hex_id
 from epa.errors import ConfigError, InvalidInput
 
-_VENDOR_PRODUCT = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{4}$")
 _NETDEV = re.compile(r"^[A-Za-z0-9_.:-]{1,15}$")  # IFNAMSIZ - 1
 _KEYS = ("pf", "num_vfs", "driver")
 MAX_VFS = 2048  # the PCIe limit on TotalVFs is 65535; no real PF has more than a few hundred
@@ -34,8 +34,8 @@ class PfSelector:
 
     @classmethod
     def parse(cls, text: str) -> PfSelector:
-        if _VENDOR_PRODUCT.fullmatch(text):
-            vendor, product = text.lower().split(":")
+        vendor, colon, product = text.lower().partition(":")
+        if colon and is_hex_id(vendor) and is_hex_id(product):
             return cls(text, vendor_product=(vendor, product))
         try:
             return cls(text, address=PciAddress.parse(text))

@@ -36,7 +36,8 @@ def scan_libvirt(uri: str, names: PciIds | None = None) -> ScanResult:
         pci = conn.node_device_xml("pci")
         net = conn.node_device_xml("net")
     devices, warnings = devices_from_nodedev_xml(pci, net, names)
-    return ScanResult(source=f"libvirt:{uri}", devices=tuple(devices), warnings=tuple(warnings))
+    unread = tuple(names.warnings) if names is not None else ()
+    return ScanResult(source=f"libvirt:{uri}", devices=tuple(devices), warnings=(*unread, *warnings))
 
 
 class _Skip(Exception):

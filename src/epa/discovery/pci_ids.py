@@ -11,10 +11,12 @@ DEFAULT_PATHS = (Path("/usr/share/misc/pci.ids"), Path("/usr/share/hwdata/pci.id
 
 @dataclass(slots=True)
 class PciIds:
-    """Lookup tables: vendor id -> name, (vendor, device) -> name. Ids are 4-digit lower-case hex."""
+    """Lookup tables: vendor id -> name, (vendor, device) -> name. Ids are 4-digit lower-case hex.
+    ``warnings``: a pci.ids that is there but could not be read (a scan repeats them in its own)."""
 
     vendors: dict[str, str] = field(default_factory=dict)
     devices: dict[tuple[str, str], str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def vendor_name(self, vendor_id: str) -> str | None:
         return self.vendors.get(vendor_id)
@@ -49,11 +51,18 @@ class PciIds:
 
 
 def load_pci_ids(path: Path | None = None) -> PciIds:
-    """Load the first pci.ids found (or ``path``); an empty table when there is none."""
+    """Load the first pci.ids found (or ``path``); an empty table when there is none (a minimal install
+    has none: names are a nicety), with a warning for each one there that could not be read."""
+    warnings: list[str] = []
     for candidate in (path,) if path else DEFAULT_PATHS:
         try:
             with candidate.open(encoding="utf-8", errors="replace") as fh:
-                return PciIds.parse(line.rstrip("\n") for line in fh)
-        except OSError:
+                ids = PciIds.parse(line.rstrip("\n") for line in fh)
+        except FileNotFoundError:
             continue
-    return PciIds()
+        except OSError as e:
+            warnings.append(f"{candidate}: cannot read the PCI names ({e.strerror or e}); devices go unnamed")
+            continue
+        ids.warnings.extend(warnings)
+        return ids
+    return PciIds(warnings=warnings)

@@ -30,7 +30,7 @@ def scan_sysfs(root: Path = Path("/sys"), names: PciIds | None = None) -> ScanRe
         entries = sorted(os.listdir(bus))
     except OSError as e:
         raise DiscoveryError(f"cannot list PCI devices in {bus}: {e.strerror or e}") from e
-    warnings: list[str] = []
+    warnings: list[str] = list(names.warnings) if names is not None else []
     devices: list[PciDevice] = []
     devices_root = os.path.realpath(root / "devices")
     for entry in entries:
@@ -105,7 +105,8 @@ def _netdevs(path: str, warnings: list[str]) -> tuple[NetInterface, ...]:
 def _virtfns(r: AttrReader) -> tuple[PciAddress, ...]:
     try:
         links = [(int(m.group(1)), m.group(0)) for n in os.listdir(r.path) if (m := _VIRTFN.fullmatch(n))]
-    except OSError:
+    except OSError as e:
+        r.warnings.append(f"{r.path}: cannot list its virtfn links ({e.strerror or e}); its VFs are not known")
         return ()
     out = []
     for _, name in sorted(links):

@@ -7,15 +7,14 @@ An alias names a device request. Several entries with one name are alternatives 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from epa.domain.device import DevType
+from epa.domain.hexid import is_hex_id
 from epa.domain.names import NAME_RULE, is_valid_name, shown
 from epa.errors import InvalidInput
 
-_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 # A device's tags and an alias's: a key is a word, a value a network or a rack name (docs/api.md).
 TAG_KEY_MAX = 64
 TAG_VALUE_MAX = 256
@@ -65,7 +64,7 @@ class AliasSpec:
             value = obj.get(key)
             if value is None:
                 ids[key] = None
-            elif not isinstance(value, str) or not _HEX4.fullmatch(value):
+            elif not is_hex_id(value):
                 raise InvalidAlias(f"{where}: property {key} ({shown(value)}) must be 4 hex digits")
             else:
                 ids[key] = value.lower()

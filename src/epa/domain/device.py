@@ -15,6 +15,10 @@ CLASS_PCI_BRIDGE = "0604"
 CLASS_HOST_BRIDGE = "0600"
 
 
+# A device's tags as the scheduler compares them: (key, value) pairs sorted by key, hashable.
+TagPairs = tuple[tuple[str, str], ...]
+
+
 class DevType(enum.StrEnum):
     """Nova's ``dev_type``: a plain function, an SR-IOV physical function, or a virtual function."""
 

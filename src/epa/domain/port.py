@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from epa.domain.booleans import boolean_word
+from epa.domain.mac import MAC_RULE, is_mac
 from epa.domain.names import shown
 from epa.errors import InvalidInput
 
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _PHYSNET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_TRUE = frozenset({"true", "yes", "on", "1", "t", "y"})
-_FALSE = frozenset({"false", "no", "off", "0", "f", "n"})
 
 
 class InvalidPort(InvalidInput):
@@ -51,79 +50,54 @@ class Port:
             raise InvalidPort(f"port: physnet ({shown(self.physical_network)}) must be 1-64 of [A-Za-z0-9._-]")
         if self.vlan is not None and not 1 <= self.vlan <= 4094:
             raise InvalidPort(f"port: vlan ({shown(self.vlan)}) must be in 1..4094")
-        if self.mac is not None and not _MAC.fullmatch(self.mac):
-            raise InvalidPort(f"port: mac ({shown(self.mac)}) must be six lower-case hex pairs, aa:bb:cc:dd:ee:ff")
+        if self.mac is not None and not is_mac(self.mac):
+            raise InvalidPort(f"port: mac ({shown(self.mac)}) must be {MAC_RULE}")
         if self.trusted and self.vnic_type is not VnicType.DIRECT:
             raise InvalidPort(f"port: trusted applies to direct ports only, not {self.vnic_type.value}")
 
     @classmethod
     def parse(cls, text: str) -> Port:
         """The CLI form: ``physnet=NET,vnic_type=direct|direct-physical|macvtap[,trusted=true][,vlan=N][,mac=M]``."""
+        where = f"port {shown(text)}"
         fields: dict[str, str] = {}
         for item in text.split(","):
             key, eq, value = item.strip().partition("=")
             if not eq or not key.strip():
-                raise InvalidPort(f"port {shown(text)}: item {shown(item.strip())} is not KEY=VALUE")
+                raise InvalidPort(f"{where}: item {shown(item.strip())} is not KEY=VALUE")
             if key.strip() in fields:
-                raise InvalidPort(f"port {shown(text)}: {key.strip()} is given twice")
+                raise InvalidPort(f"{where}: {key.strip()} is given twice")
             fields[key.strip()] = value.strip()
-        return cls.from_json(fields, where=f"port {shown(text)}")
-
-    @classmethod
-    def from_json(cls, obj: object, where: str = "port") -> Port:
-        if not isinstance(obj, Mapping):
-            raise InvalidPort(f"{where}: expected an object, got {shown(obj)}")
         known = {"physnet", "physical_network", "vnic_type", "trusted", "vlan", "mac"}
-        unknown = sorted(str(k) for k in obj if k not in known)
+        unknown = sorted(k for k in fields if k not in known)
         if unknown:
             raise InvalidPort(f"{where}: unknown key {shown(unknown[0])} (known: {', '.join(sorted(known))})")
-        physnet = obj.get("physnet", obj.get("physical_network"))
-        if not isinstance(physnet, str):
-            raise InvalidPort(f"{where}: physnet ({shown(physnet)}) is required and must be a string")
-        vnic = obj.get("vnic_type", VnicType.DIRECT.value)
-        if vnic not in {v.value for v in VnicType}:
-            raise InvalidPort(
-                f"{where}: vnic_type ({shown(vnic)}) must be one of {', '.join(v.value for v in VnicType)}"
-            )
-        return cls(
-            physical_network=physnet,
-            vnic_type=VnicType(vnic),
-            trusted=_boolean(obj.get("trusted", False), where),
-            vlan=_vlan(obj.get("vlan"), where),
-            mac=_mac(obj.get("mac"), where),
-        )
+        physnet = fields.get("physnet", fields.get("physical_network"))
+        if physnet is None:
+            raise InvalidPort(f"{where}: physnet is required")
+        trusted, vlan = _boolean(fields.get("trusted", "false"), where), _vlan(fields.get("vlan"), where)
+        vnic_type = fields.get("vnic_type", VnicType.DIRECT.value)
+        return placed(where, lambda: cls(physnet, vnic_type, trusted, vlan, fields.get("mac", "").lower() or None))  # type: ignore[arg-type]
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "physnet": self.physical_network,
-            "vnic_type": self.vnic_type.value,
-            "trusted": self.trusted,
-            "vlan": self.vlan,
-            "mac": self.mac,
-        }
+
+def placed(where: str, make: Callable[[], Port]) -> Port:
+    """``make()``, its error saying ``where`` the port was (``ports[2]``, the CLI text) instead of "port"."""
+    try:
+        return make()
+    except InvalidPort as e:
+        raise InvalidPort(f"{where}: {e.message.removeprefix('port: ')}") from e
 
 
 def _boolean(value: object, where: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    raise InvalidPort(f"{where}: trusted ({shown(value)}) must be true or false")
+    # A number is not a port's boolean: JSON has true and false for that.
+    found = boolean_word(value) if isinstance(value, bool | str) else None
+    if found is None:
+        raise InvalidPort(f"{where}: trusted ({shown(value)}) must be true or false")
+    return found
 
 
-def _vlan(value: object, where: str) -> int | None:
-    if value is None or value == "":
+def _vlan(value: str | None, where: str) -> int | None:
+    if not value:
         return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
+    if not value.isdigit():
         raise InvalidPort(f"{where}: vlan ({shown(value)}) must be an integer in 1..4094")
-    return value
-
-
-def _mac(value: object, where: str) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise InvalidPort(f"{where}: mac ({shown(value)}) must be a string")
-    return value.lower()
+    return int(value)

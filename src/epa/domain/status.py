@@ -10,7 +10,7 @@ import enum
 from collections.abc import Mapping
 
 from epa.domain.address import PciAddress
-from epa.errors import EpaError
+from epa.errors import Conflict
 
 
 class DeviceStatus(enum.StrEnum):
@@ -25,7 +25,9 @@ class DeviceStatus(enum.StrEnum):
         return self in (DeviceStatus.CLAIMED, DeviceStatus.ALLOCATED)
 
 
-class InvalidStatusTransition(EpaError):
+class InvalidStatusTransition(Conflict):
+    """The move clashes with the device's current state (409, like any conflict with the state)."""
+
     code = "invalid_status_transition"
 
 

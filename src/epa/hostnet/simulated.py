@@ -14,7 +14,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,11 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
+from epa.domain.mac import is_mac, is_multicast
+
 STATE_DIR = ".epa-sim"
 STATE_FILE = "vf-state.json"
 _ZERO_MAC = "00:00:00:00:00:00"
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,7 @@ def _apply(vf: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "mac" in vf:
         mac = str(vf["mac"]).lower()
-        if not _MAC.fullmatch(mac) or int(mac[:2], 16) & 1:
+        if not is_mac(mac) or is_multicast(mac):
             raise NetlinkError(errno.EINVAL, "Invalid argument")
         out["mac"] = mac
     if "vlan" in vf:

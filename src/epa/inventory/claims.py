@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
@@ -17,19 +18,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from epa.crashpoints import crash_point
-from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.flavor import check_name
+from epa.domain.server import ClaimedDevice, HostName, ServerId, ServerStatus
 from epa.domain.status import DeviceStatus, InvalidStatusTransition, check_transition
 from epa.errors import Conflict, InvalidInput
 from epa.inventory._rows import COLUMNS, settle_host
 from epa.inventory.changes import mark_changed
 from epa.inventory.db import Database
-from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.records import ServerRecord
 from epa.inventory.schema import ClaimRow, DeviceRow, HostRow, NumaCellRow, ServerCellRow, ServerRow, utcnow
 from epa.inventory.servers import (
     DuplicateRequest,
-    InvalidServerTransition,
     NewServer,
     insert_server,
     load_servers,
@@ -41,8 +41,8 @@ from epa.inventory.snapshots import used_by_node
 
 __all__ = [
     "ClaimConflict",
+    "ClaimPlan",
     "DuplicateRequest",
-    "InvalidServerTransition",
     "NewServer",
     "claim",
     "record_unscheduled",
@@ -61,22 +61,28 @@ class ClaimConflict(Conflict):
     code = "claim_conflict"
 
 
-def claim(
-    db: Database,
-    server: NewServer,
-    host: str,
-    host_nodes: tuple[int, ...],
-    cpus_by_node: Mapping[int, int],
-    memory_by_node: Mapping[int, int],
-    devices: Sequence[tuple[PciAddress, int, str]],
-    cpu_ratio: float = 1.0,
-    ram_ratio: float = 1.0,
-) -> ServerRecord:
-    """Record ``server`` as ``scheduled`` on ``host`` with its CPUs, memory and ``devices`` (address,
-    request index, request label), in one transaction; ``ClaimConflict`` (and nothing written) when
-    the host can no longer give them. ``host_nodes[i]`` is the host NUMA node of guest node i."""
+@dataclass(frozen=True, slots=True)
+class ClaimPlan:
+    """Where a server goes and what it holds there: ``host_nodes[i]`` is the host NUMA node of guest
+    node i; CPUs and memory by host node; the devices, each with its request and port; the allocation
+    ratios the host's capacity is counted with."""
+
+    host: str
+    host_nodes: tuple[int, ...]
+    cpus_by_node: Mapping[int, int]
+    memory_by_node: Mapping[int, int]
+    devices: tuple[ClaimedDevice, ...] = ()
+    cpu_ratio: float = 1.0
+    ram_ratio: float = 1.0
+
+
+def claim(db: Database, server: NewServer, plan: ClaimPlan) -> ServerRecord:
+    """Record ``server`` as ``scheduled`` as ``plan`` says, in one transaction; ``ClaimConflict`` (and
+    nothing written) when the host can no longer give it."""
     check_name(server.name, "server")
-    wanted = _check_request(server, host_nodes, cpus_by_node, memory_by_node, devices, cpu_ratio, ram_ratio)
+    wanted = _check_request(server, plan)
+    host, host_nodes, cpus_by_node, memory_by_node = plan.host, plan.host_nodes, plan.cpus_by_node, plan.memory_by_node
+    cpu_ratio, ram_ratio = plan.cpu_ratio, plan.ram_ratio
     server_id = str(uuid.uuid4())
     now = utcnow()
     with db.transaction() as session:
@@ -101,7 +107,7 @@ def claim(
                 id=server_id,
                 name=server.name,
                 flavor=server.flavor_json(),
-                ports=[p.to_json() for p in server.ports],
+                ports=server.port_rows(),
                 status=_V.SCHEDULED.value,
                 status_reason=None,
                 host_id=hid,
@@ -129,11 +135,12 @@ def claim(
                         {
                             "server_id": server_id,
                             "device_id": rows[a]["id"],
-                            "request_index": index,
-                            "request_label": label,
+                            "request_index": d.request_index,
+                            "request_label": d.request_label,
+                            "port_index": d.port,
                             "created_at": now,
                         }
-                        for a, (index, label) in sorted(wanted.items())
+                        for a, d in sorted(wanted.items())
                     ],
                 )
             except IntegrityError as e:
@@ -152,15 +159,15 @@ def claim(
         crash_point("claim.before_commit")
     crash_point("claim.after_commit")
     return ServerRecord(
-        id=server_id,
+        id=ServerId(server_id),
         name=server.name,
         status=_V.SCHEDULED,
         status_reason=None,
-        host=host,
+        host=HostName(host),
         host_nodes=tuple(host_nodes),
         flavor=server.flavor_json(),
-        ports=tuple(p.to_json() for p in server.ports),
-        devices=tuple((a, index, label) for a, (index, label) in sorted(wanted.items(), key=lambda i: (i[1][0], i[0]))),
+        ports=server.ports,
+        devices=tuple(sorted(wanted.values(), key=lambda d: (d.request_index, str(d.address)))),
         cells=tuple(cells),
         domain_uuid=None,
         created_at=now,
@@ -200,37 +207,36 @@ def release(db: Database, server_id: str, *, error: str | None = None) -> Server
 # --- the pieces ------------------------------------------------------------------------------------
 
 
-def _check_request(
-    server: NewServer,
-    host_nodes: tuple[int, ...],
-    cpus_by_node: Mapping[int, int],
-    memory_by_node: Mapping[int, int],
-    devices: Sequence[tuple[PciAddress, int, str]],
-    cpu_ratio: float,
-    ram_ratio: float,
-) -> dict[str, tuple[int, str]]:
+def _check_request(server: NewServer, plan: ClaimPlan) -> dict[str, ClaimedDevice]:
     """The caller's own mistakes (InvalidInput), found before any lock; the devices by address."""
-    flavor = server.flavor
+    flavor, host_nodes = server.flavor, plan.host_nodes
     if len(set(host_nodes)) != len(host_nodes) or len(host_nodes) != flavor.numa_nodes:
         raise InvalidInput(f"claim: host_nodes {list(host_nodes)} must be {flavor.numa_nodes} distinct node(s)")
-    for what, by_node, total in (("cpus", cpus_by_node, flavor.vcpus), ("memory", memory_by_node, flavor.memory_mb)):
+    for what, by_node, total in (
+        ("cpus", plan.cpus_by_node, flavor.vcpus),
+        ("memory", plan.memory_by_node, flavor.memory_mb),
+    ):
         stray = sorted(set(by_node) - set(host_nodes))
         if stray or any(v < 0 for v in by_node.values()) or sum(by_node.values()) != total:
             raise InvalidInput(
                 f"claim: {what} by node {dict(by_node)} must be >= 0 on host_nodes {list(host_nodes)} "
                 f"and add up to the flavor's {total}"
             )
-    for what, ratio in (("cpu_ratio", cpu_ratio), ("ram_ratio", ram_ratio)):
+    for what, ratio in (("cpu_ratio", plan.cpu_ratio), ("ram_ratio", plan.ram_ratio)):
         if not (math.isfinite(ratio) and ratio > 0):
             raise InvalidInput(f"claim: {what} ({ratio!r}) must be a positive number")
-    wanted: dict[str, tuple[int, str]] = {}
-    for address, index, label in devices:
-        canonical = str(address if isinstance(address, PciAddress) else PciAddress.parse(address))
+    wanted: dict[str, ClaimedDevice] = {}
+    for d in plan.devices:
+        canonical = str(d.address)
         if canonical in wanted:
             raise InvalidInput(f"claim: device {canonical} is listed twice")
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise InvalidInput(f"claim: request_index ({index!r}) of device {canonical} must be an integer >= 0")
-        wanted[canonical] = (index, label)
+        if isinstance(d.request_index, bool) or not isinstance(d.request_index, int) or d.request_index < 0:
+            raise InvalidInput(
+                f"claim: request_index ({d.request_index!r}) of device {canonical} must be an integer >= 0"
+            )
+        if d.port is not None and not 0 <= d.port < len(server.ports):
+            raise InvalidInput(f"claim: device {canonical} backs port {d.port}; the server has {len(server.ports)}")
+        wanted[canonical] = d
     return wanted
 
 

@@ -34,9 +34,10 @@ from epa.domain.image import (
     finish,
     probe_head,
 )
+from epa.domain.server import ServerStatus
 from epa.errors import Conflict, NotFound, PayloadTooLarge
 from epa.inventory.db import Database
-from epa.inventory.records import ServerStatus, iso_utc
+from epa.inventory.records import iso_utc
 from epa.inventory.schema import HostRow, ImageChunkRow, ImagePartRow, ImageRow, ServerRow, utcnow
 
 CHUNK_BYTES = 4 * 1024 * 1024

@@ -4,14 +4,14 @@ reports (building, active, error, the domain it sees, the teardown done)."""
 from __future__ import annotations
 
 from epa.crashpoints import crash_point
+from epa.domain.server import AGENT_STATUSES, ServerStatus
 from epa.errors import Conflict
 from epa.inventory.claims import release
 from epa.inventory.db import Database
-from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.records import ServerRecord
 from epa.inventory.servers import get_server, set_server_status
 
 _V = ServerStatus
-AGENT_STATUSES = frozenset({_V.BUILDING, _V.ACTIVE, _V.STOPPED, _V.ERROR})
 
 
 def report(

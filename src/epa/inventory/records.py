@@ -4,17 +4,16 @@ No SQLAlchemy type leaves the inventory layer; these are what the API and the sc
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from epa.domain.alias import parse_pci_requests
 from epa.domain.device import PciDevice
-from epa.domain.flavor import PCI_ALIAS_KEY
 from epa.domain.host import NumaCell
+from epa.domain.port import Port
+from epa.domain.server import ClaimedDevice, HostName, ServerId, ServerStatus
 from epa.domain.status import DeviceStatus
 
 PrincipalKind = Literal["admin", "agent"]
@@ -123,33 +122,20 @@ def port_mac(server_id: str, index: int) -> str:
     return "fa:16:3e:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-class ServerStatus(enum.StrEnum):
-    """A server's life: ``scheduled`` (host and devices claimed) -> ``building`` -> ``active`` <->
-    ``stopped``; ``deleting`` -> ``deleted`` (devices released); ``error`` from anywhere."""
-
-    SCHEDULED = "scheduled"
-    BUILDING = "building"
-    ACTIVE = "active"
-    STOPPED = "stopped"
-    DELETING = "deleting"
-    DELETED = "deleted"
-    ERROR = "error"
-
-
 @dataclass(frozen=True, slots=True)
 class ServerRecord:
     """A server with its placement: ``host_nodes[i]`` is the host NUMA node of guest node i,
-    ``devices`` are (address, request index, request label), ``cells`` (host node, cpus, memory_mb)."""
+    ``devices`` what it holds (each with its request and port), ``cells`` (host node, cpus, memory_mb)."""
 
-    id: str
+    id: ServerId
     name: str
     status: ServerStatus
     status_reason: str | None
-    host: str | None
+    host: HostName | None
     host_nodes: tuple[int, ...]
     flavor: Mapping[str, Any]
-    ports: tuple[Mapping[str, Any], ...]
-    devices: tuple[tuple[str, int, str], ...]
+    ports: tuple[Port, ...]
+    devices: tuple[ClaimedDevice, ...]
     cells: tuple[tuple[int, int, int], ...]
     domain_uuid: str | None
     created_at: datetime
@@ -157,35 +143,3 @@ class ServerRecord:
     domain_state: str | None = None
     domain_xml: str | None = None
     boot: Mapping[str, Any] | None = None
-
-    def to_json(self) -> dict[str, object]:
-        # Device requests are the flavor's aliases first, then one per port (scheduler.request).
-        aliases = len(parse_pci_requests(str(self.flavor.get(PCI_ALIAS_KEY) or "")))
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status.value,
-            "status_reason": self.status_reason,
-            "host": self.host,
-            "host_nodes": list(self.host_nodes),
-            "flavor": dict(self.flavor),
-            "ports": [dict(p, mac=p.get("mac") or port_mac(self.id, i)) for i, p in enumerate(self.ports)],
-            "devices": [
-                {
-                    "address": address,
-                    "request_index": index,
-                    "request_label": label,
-                    "port": index - aliases if index >= aliases else None,
-                }
-                for address, index, label in self.devices
-            ],
-            "cells": [{"node": node, "cpus": cpus, "memory_mb": memory} for node, cpus, memory in self.cells],
-            "domain_uuid": self.domain_uuid,
-            "domain_state": self.domain_state,
-            "domain_xml": self.domain_xml,
-            "image": (self.boot or {}).get("image"),
-            "ssh_keys": list((self.boot or {}).get("ssh_keys") or ()),
-            "user_data": (self.boot or {}).get("user_data"),
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-        }

@@ -31,8 +31,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
+from epa.domain.server import ServerStatus
 from epa.domain.status import DeviceStatus
-from epa.inventory.records import ServerStatus
 
 # Stable constraint names, so that later migrations (and SQLite batch mode) can refer to them.
 NAMING = {
@@ -303,6 +303,8 @@ class ClaimRow(Base):
     device_id: Mapped[int] = mapped_column(ForeignKey("devices.id", ondelete="RESTRICT"), unique=True)
     request_index: Mapped[int] = mapped_column(Integer)
     request_label: Mapped[str] = mapped_column(Text)
+    # The index of the server's port the device backs; None for a flavor alias's device.
+    port_index: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 

@@ -17,29 +17,18 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from epa.domain.address import PciAddress
 from epa.domain.flavor import PCI_ALIAS_KEY, Flavor, check_name
-from epa.domain.port import Port
+from epa.domain.port import Port, VnicType
+from epa.domain.server import ClaimedDevice, HostName, ServerId, ServerStatus, check_server_transition
 from epa.domain.status import DeviceStatus
-from epa.errors import Conflict, InvalidInput, NotFound
+from epa.errors import Conflict, NotFound
 from epa.inventory.db import Database
 from epa.inventory.hosts import host_id
-from epa.inventory.records import ServerRecord, ServerStatus
+from epa.inventory.records import ServerRecord
 from epa.inventory.schema import ClaimRow, DeviceRow, HostRow, ServerCellRow, ServerRow, utcnow
 
 _V = ServerStatus
-
-
-class InvalidServerTransition(Conflict):
-    code = "invalid_server_transition"
-
-
-# Besides these: any status but deleted may go to error or deleting; only a release makes a server deleted.
-_NEXT: Mapping[ServerStatus, frozenset[ServerStatus]] = {
-    _V.SCHEDULED: frozenset({_V.BUILDING}),
-    _V.BUILDING: frozenset({_V.ACTIVE}),
-    _V.ACTIVE: frozenset({_V.STOPPED}),
-    _V.STOPPED: frozenset({_V.ACTIVE}),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +50,9 @@ class NewServer:
         image = self.boot.get("image")
         return {"boot": dict(self.boot), "image_id": str(image["id"]) if image else None}
 
+    def port_rows(self) -> list[dict[str, object]]:
+        return [port_row(p) for p in self.ports]
+
     def flavor_json(self) -> dict[str, object]:
         f = self.flavor
         return {
@@ -75,30 +67,37 @@ class NewServer:
         }
 
 
-def parse_status(status: ServerStatus | str) -> ServerStatus:
-    try:
-        return ServerStatus(status)
-    except ValueError as e:
-        raise InvalidInput(
-            f"server status ({status!r}) must be one of {', '.join(s.value for s in ServerStatus)}"
-        ) from e
+def port_row(p: Port) -> dict[str, object]:
+    """A port as the servers table keeps it (a JSON column; the API's shape, which it always had)."""
+    return {
+        "physnet": p.physical_network,
+        "vnic_type": p.vnic_type.value,
+        "trusted": p.trusted,
+        "vlan": p.vlan,
+        "mac": p.mac,
+    }
+
+
+def row_port(row: Mapping[str, Any]) -> Port:
+    """A stored port back: it was checked when it was stored."""
+    return Port(row["physnet"], VnicType(row["vnic_type"]), bool(row["trusted"]), row.get("vlan"), row.get("mac"))
 
 
 def to_record(
     row: ServerRow,
     host: str | None,
-    devices: Sequence[tuple[str, int, str]] = (),
+    devices: Sequence[ClaimedDevice] = (),
     cells: Sequence[tuple[int, int, int]] = (),
 ) -> ServerRecord:
     return ServerRecord(
-        id=row.id,
+        id=ServerId(row.id),
         name=row.name,
         status=ServerStatus(row.status),
         status_reason=row.status_reason,
-        host=host,
+        host=HostName(host) if host is not None else None,
         host_nodes=tuple(row.host_nodes),
         flavor=dict(row.flavor),
-        ports=tuple(dict(p) for p in row.ports),
+        ports=tuple(row_port(p) for p in row.ports),
         devices=tuple(devices),
         cells=tuple(cells),
         domain_uuid=row.domain_uuid,
@@ -121,14 +120,16 @@ def load_servers(session: Session, where: Sequence[ColumnElement[bool]]) -> list
     ).all()
     if not rows:
         return []
-    devices: dict[str, list[tuple[str, int, str]]] = {}
-    for server_id, address, index, label in session.execute(
-        select(ClaimRow.server_id, DeviceRow.address, ClaimRow.request_index, ClaimRow.request_label)
+    devices: dict[str, list[ClaimedDevice]] = {}
+    for server_id, address, index, label, port in session.execute(
+        select(
+            ClaimRow.server_id, DeviceRow.address, ClaimRow.request_index, ClaimRow.request_label, ClaimRow.port_index
+        )
         .join(DeviceRow, DeviceRow.id == ClaimRow.device_id)
         .where(ClaimRow.server_id.in_(matching.scalar_subquery()))
         .order_by(ClaimRow.server_id, ClaimRow.request_index, DeviceRow.address)
     ):
-        devices.setdefault(server_id, []).append((address, index, label))
+        devices.setdefault(server_id, []).append(ClaimedDevice(PciAddress.parse(address), index, label, port))
     cells: dict[str, list[tuple[int, int, int]]] = {}
     for server_id, node, cpus, memory in session.execute(
         select(ServerCellRow.server_id, ServerCellRow.node, ServerCellRow.cpus, ServerCellRow.memory_mb)
@@ -185,7 +186,7 @@ def list_servers(
     if host is not None:
         where.append(HostRow.name == host)
     if status is not None:
-        where.append(ServerRow.status == parse_status(status).value)
+        where.append(ServerRow.status == ServerStatus.parse(status).value)
     elif not include_deleted:
         where.append(ServerRow.status != ServerStatus.DELETED.value)
     with db.transaction(readonly=True) as session:
@@ -207,7 +208,7 @@ def record_unscheduled(db: Database, server: NewServer, reason: str) -> ServerRe
         id=str(uuid.uuid4()),
         name=server.name,
         flavor=server.flavor_json(),
-        ports=[p.to_json() for p in server.ports],
+        ports=server.port_rows(),
         status=_V.ERROR.value,
         status_reason=reason,
         host_id=None,
@@ -251,13 +252,8 @@ def set_server_status(
         if status is None and reason is not None:
             row.status_reason = reason
         if status is not None:
-            new = parse_status(status)
-            allowed = old is not _V.DELETED and (
-                new in _NEXT.get(old, frozenset()) or new in (old, _V.ERROR, _V.DELETING)
-            )
-            if not allowed or new is _V.DELETED:
-                hint = " (releasing the server does that)" if new is _V.DELETED and old is not _V.DELETED else ""
-                raise InvalidServerTransition(f"server {server_id}: cannot go from {old.value} to {new.value}{hint}")
+            new = ServerStatus.parse(status)
+            check_server_transition(server_id, old, new)
             row.status = new.value
             row.status_reason = reason
             if new is _V.ACTIVE and old is not _V.ACTIVE:

@@ -16,18 +16,17 @@ from sqlalchemy import Integer, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from epa.domain.address import PciAddress
-from epa.domain.device import DevType
+from epa.domain.device import DevType, TagPairs
 from epa.domain.pci_group import switch_of
+from epa.domain.server import ServerStatus
 from epa.domain.status import DeviceStatus
 from epa.inventory.db import Database
-from epa.inventory.records import ServerStatus
 from epa.inventory.schema import DeviceRow, HostRow, NumaCellRow, ServerCellRow, ServerRow
 
 # Bound parameters per IN list: under SQLite's oldest limit (999) and far under PostgreSQL's (65,535).
 CHUNK = 900
 _IN_USE = (DeviceStatus.CLAIMED.value, DeviceStatus.ALLOCATED.value)
 
-TagPairs = tuple[tuple[str, str], ...]
 _Ts = TypeVarTuple("_Ts")
 
 

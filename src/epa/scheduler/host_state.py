@@ -6,10 +6,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from epa.domain.address import PciAddress
-from epa.domain.device import DevType
+from epa.domain.device import DevType, TagPairs
 from epa.scheduler.request import ServerRequest
-
-TagPairs = tuple[tuple[str, str], ...]
 
 
 @dataclass(slots=True)
@@ -183,12 +181,6 @@ class HostState:
                     counts[slot.numa_node] = counts.get(slot.numa_node, 0) + 1
             self._whole = counts
         return self._whole
-
-    def signature_counts(self) -> dict[Signature, int]:
-        counts: dict[Signature, int] = {}
-        for slot in self.free.values():
-            counts[slot.signature] = counts.get(slot.signature, 0) + 1
-        return counts
 
     def take(
         self, addresses: Iterable[PciAddress], cpus_by_node: Mapping[int, int], memory_by_node: Mapping[int, int]

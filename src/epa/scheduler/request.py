@@ -6,13 +6,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from epa.domain.alias import Alias, NumaPolicy
-from epa.domain.device import DevType
+from epa.domain.device import DevType, TagPairs
 from epa.domain.flavor import Flavor
 from epa.domain.pci_group import PCI_GROUP_KEY, Relation
 from epa.domain.port import Port, VnicType
 from epa.errors import InvalidInput
-
-TagPairs = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +56,8 @@ class DeviceRequest:
     count: int
     alternatives: tuple[Matcher, ...]
     numa_policy: NumaPolicy
+    # The index of the port this request is for; None for a flavor's alias.
+    port: int | None = None
 
     def describe(self) -> str:
         return " or ".join(dict.fromkeys(m.describe() for m in self.alternatives))
@@ -97,7 +97,7 @@ def port_request(index: int, port: Port, policy: NumaPolicy) -> DeviceRequest:
     dev_type = DevType.PF if port.vnic_type is VnicType.DIRECT_PHYSICAL else DevType.VF
     matcher = Matcher(dev_type=dev_type, tags=tuple(sorted(tags)), needs_netdev=port.vnic_type is VnicType.MACVTAP)
     label = f"port {index} ({port.vnic_type.value} on {port.physical_network})"
-    return DeviceRequest(label=label, count=1, alternatives=(matcher,), numa_policy=policy)
+    return DeviceRequest(label=label, count=1, alternatives=(matcher,), numa_policy=policy, port=index)
 
 
 def build_request(flavor: Flavor, aliases: Mapping[str, Alias], ports: Sequence[Port] = ()) -> ServerRequest:

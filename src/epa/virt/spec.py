@@ -13,13 +13,13 @@ from types import MappingProxyType
 from typing import TypeVar
 
 from epa.domain.address import PciAddress
+from epa.domain.mac import MAC_RULE, is_mac, is_multicast
 from epa.domain.port import VnicType
 from epa.errors import InvalidInput
 
 # libvirt's own grammar allows almost any name; the qemu driver turns it into file and cgroup names, so
 # EPA keeps to a set that is safe everywhere.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 # A Linux interface name: at most 15 bytes, no '/', no whitespace.
 _NETDEV = re.compile(r"[A-Za-z0-9_.:-]{1,15}")
 # Printable text XML 1.0 can carry: no control characters, surrogates or U+FFFE/U+FFFF.
@@ -117,9 +117,9 @@ class InterfaceSpec:
         where = f"interface {self.address}"
         if self.numa_node is not None:
             _int(self.numa_node, f"{where}: numa_node", 0, 4095)
-        if self.mac is not None and (not isinstance(self.mac, str) or not _MAC.fullmatch(self.mac)):
-            raise InvalidDomainSpec(f"{where}: mac ({self.mac!r}) must be six lower-case hex pairs")
-        if self.mac is not None and int(self.mac[:2], 16) & 1:
+        if self.mac is not None and not is_mac(self.mac):
+            raise InvalidDomainSpec(f"{where}: mac ({self.mac!r}) must be {MAC_RULE}")
+        if self.mac is not None and is_multicast(self.mac):
             # libvirt's schema (uniMacAddr) and the kernel refuse a group address on a NIC.
             raise InvalidDomainSpec(f"{where}: mac ({self.mac!r}) is a multicast address; a NIC needs a unicast one")
         if self.vlan is not None:

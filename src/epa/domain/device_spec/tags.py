@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
+from epa.domain.booleans import BOOLEAN_RULE, boolean_word
 from epa.errors import DeviceSpecError
 
 # Keys that select devices; everything else in a device_spec is a tag.
@@ -19,9 +20,6 @@ MATCH_KEYS = frozenset({"vendor_id", "product_id", "address", "devname"})
 
 BOOLEAN_TAGS = frozenset({"trusted", "remote_managed", "managed", "live_migratable", "one_time_use"})
 
-# oslo.utils strutils.bool_from_string's words, which Nova uses for these tags.
-TRUE_WORDS = frozenset({"1", "t", "true", "on", "y", "yes"})
-FALSE_WORDS = frozenset({"0", "f", "false", "off", "n", "no"})
 
 # The standard resource classes (os-resource-classes) that a PCI device can sensibly be reported as.
 # Any other name becomes CUSTOM_<NAME>. Deliberately small: extend it when a new standard class matters.
@@ -73,18 +71,13 @@ def normalise_traits(text: str) -> str:
 
 
 def parse_bool_tag(key: str, value: object) -> str:
-    """Strict boolean: JSON true/false or one of TRUE_WORDS / FALSE_WORDS, any case."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    text = str(value).strip().lower() if isinstance(value, str | int) else None
-    if text in TRUE_WORDS:
-        return "true"
-    if text in FALSE_WORDS:
-        return "false"
-    raise DeviceSpecError(
-        f"property {key} ({json.dumps(value, default=str)}) is not a boolean "
-        "(want true/false, yes/no, on/off, 1/0, t/f or y/n)"
-    )
+    """Strict boolean: JSON true/false or one of the boolean words (epa.domain.booleans), any case."""
+    found = boolean_word(value)
+    if found is None:
+        raise DeviceSpecError(
+            f"property {key} ({json.dumps(value, default=str)}) is not a boolean (want {BOOLEAN_RULE})"
+        )
+    return "true" if found else "false"
 
 
 def _tag_text(key: str, value: object) -> str:
