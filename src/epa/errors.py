@@ -11,7 +11,7 @@ decode errors) are translated where they enter, with ``raise ... from``.
     │   ├── InvalidHexId             a vendor / product / class id that does not parse
     │   ├── DeviceSpecError          a device_spec entry that Nova would reject too
     │   └── ConfigError              a config file that cannot be read or parsed
-    │   └── (domain errors: InvalidAlias, InvalidPciRequest, InvalidStatusTransition live beside
+    │   └── (domain errors: InvalidAlias, InvalidPciRequest, InvalidStatusTransition, InvalidPciGroup live beside
     │        the rules they guard, and subclass these)
     ├── NotFound                     a named resource does not exist (404)
     ├── Conflict                     the request clashes with the current state (409)
