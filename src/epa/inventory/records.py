@@ -37,19 +37,6 @@ class HostRecord:
     hypervisor: Mapping[str, Any] | None = None
     images: Mapping[str, Any] | None = None
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "hypervisor": dict(self.hypervisor) if self.hypervisor is not None else None,
-            "images": dict(self.images) if self.images is not None else None,
-            "name": self.name,
-            "enabled": self.enabled,
-            "generation": self.generation,
-            "last_report_at": iso_utc(self.last_report_at),
-            "numa_cells": [c.to_json() for c in self.numa_cells],
-            "device_counts": dict(self.device_counts),
-            "device_total": self.device_total,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:

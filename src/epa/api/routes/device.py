@@ -8,11 +8,11 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin
-from epa.api.schemas.device import DeviceList, DeviceOut, DevTypeName, StatusName
 from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.status import DeviceStatus
 from epa.inventory import devices
+from epa.wire.device import DeviceList, DeviceOut, DevTypeName, StatusName
 
 router = APIRouter(tags=["devices"])
 

@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from epa.api import offloop
 from epa.api.auth import DB, Caller, may_access_host
 from epa.api.limits import INVENTORY_BODY_LIMIT, body_limit
-from epa.api.schemas.inventory import InventoryOutcome, InventoryReport
 from epa.domain.device import PciDevice
 from epa.domain.device_spec import ClassifiedDevice
 from epa.domain.host import HostReport, NumaCell
 from epa.inventory import Database
 from epa.inventory.report import apply_report
+from epa.wire.inventory import InventoryOutcome, InventoryReport
 
 router = APIRouter(prefix="/v1/hosts", tags=["inventory"])
 

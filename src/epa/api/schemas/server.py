@@ -7,12 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from epa.api.schemas.host import HOST_NAME
 from epa.domain.console import tail_lines
 from epa.inventory.consoles import ConsoleRecord
 from epa.inventory.records import ServerRecord, iso_utc, port_mac
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
+from epa.wire.host import HOST_NAME
 from epa.wire.server import (
     FlavorOfServer,
     PortIn,
