@@ -50,18 +50,6 @@ class DeviceRecord:
     owner: str | None
     vanished: bool
 
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = self.device.to_json()
-        out.update(
-            host=self.host,
-            assignable=self.assignable,
-            tags=dict(self.tags),
-            status=self.status.value,
-            owner=self.owner,
-            vanished=self.vanished,
-        )
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class ReportOutcome:
@@ -74,16 +62,6 @@ class ReportOutcome:
     removed: tuple[str, ...] = ()
     vanished_in_use: tuple[str, ...] = ()
     unchanged: int = 0
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "generation": self.generation,
-            "added": list(self.added),
-            "updated": list(self.updated),
-            "removed": list(self.removed),
-            "vanished_in_use": list(self.vanished_in_use),
-            "unchanged": self.unchanged,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The body of an agent's inventory report and of the server's answer."""
+"""An inventory report on the wire: the body an agent sends and what its reconcile changed."""
 
 from __future__ import annotations
 
