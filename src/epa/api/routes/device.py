@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from epa.api.auth import DB, Admin
 from epa.domain.address import PciAddress
@@ -18,6 +18,7 @@ router = APIRouter(tags=["devices"])
 
 
 def device_out(r: DeviceRecord) -> DeviceOut:
+    """The device's answer, validated against ``DeviceOut`` as it is made."""
     return DeviceOut.model_validate(
         {
             **r.device.to_json(),
@@ -41,7 +42,7 @@ def list_devices(
     assignable: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     marker: Annotated[str | None, Query(max_length=200)] = None,
-) -> DeviceList:
+) -> Response:
     records, next_marker = devices.list_devices(
         db,
         host=host,
@@ -51,7 +52,11 @@ def list_devices(
         limit=limit,
         marker=marker,
     )
-    return DeviceList(devices=[device_out(r) for r in records], next_marker=next_marker)
+    # A page holds up to 10,000 devices. Each is validated as its model is made, and pydantic writes the page's
+    # JSON itself: FastAPI's own path (dump, validate again, serialise) cost about four times the old hand-made
+    # answer for a full page (1.2 s against 0.3 s, measured for issue 13); this costs about the same as it did.
+    page = DeviceList(devices=[device_out(r) for r in records], next_marker=next_marker)
+    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/v1/hosts/{name}/devices/{address}", response_model=DeviceOut)
