@@ -20,6 +20,7 @@ from epa.inventory import (
     list_aliases,
     list_flavors,
 )
+from epa.wire.flavor import flavor_out
 
 ALIASES = parse_aliases(
     [
@@ -64,7 +65,7 @@ def test_flavor_round_trip(db: Database, aliases: None) -> None:
     flavor = create_flavor(db, Flavor.parse(body, known_aliases(db)))
     create_flavor(db, Flavor.parse({"name": "plain", "vcpus": 1, "memory_mb": 512, "numa_policy": "socket"}, {}))
     assert get_flavor(db, "vnf.small") == flavor
-    assert get_flavor(db, "vnf.small").to_json()["pci_passthrough:alias"] == "qat:2, nic:1"
+    assert flavor_out(get_flavor(db, "vnf.small")).model_dump(by_alias=True)["pci_passthrough:alias"] == "qat:2, nic:1"
     assert get_flavor(db, "plain").numa_policy is NumaPolicy.SOCKET
     assert [f.name for f in list_flavors(db)] == ["plain", "vnf.small"]
     with pytest.raises(Conflict, match="'plain' already exists"):

@@ -76,15 +76,9 @@ def test_status_change_errors(db: Database, hosts: list[str]) -> None:
 def test_get_device(db: Database, hosts: list[str], nfv_report: HostReport) -> None:
     record = get_device(db, "nfv-2", "18:02.0")  # any spelling PciAddress accepts
     assert record.host == "nfv-2"
-    assert record.to_json()["address"] == VFS[0]
-    assert record.to_json()["parent_addr"] == PF
-    assert {k: record.to_json()[k] for k in ("host", "status", "owner", "vanished", "assignable")} == {
-        "host": "nfv-2",
-        "status": "available",
-        "owner": None,
-        "vanished": False,
-        "assignable": True,
-    }
+    assert str(record.device.address) == VFS[0]
+    assert str(record.device.parent_addr) == PF
+    assert (record.status, record.owner, record.vanished, record.assignable) == (S.AVAILABLE, None, False, True)
     with pytest.raises(NotFound, match=r"0000:99:00\.0"):
         get_device(db, "nfv-2", "0000:99:00.0")
     with pytest.raises(NotFound, match="'ghost'"):

@@ -70,7 +70,7 @@ def test_first_report_adds_everything(db: Database, host: str, nfv_report: HostR
         assert (record.assignable, dict(record.tags)) == (c.assignable, c.tags)
     assert stored["0000:b1:00.0"].assignable is False  # NVMe: stored, but no spec matches
     assert stored[X710_VF].tags == {"physical_network": "physnet1"}
-    assert outcome.to_json()["generation"] == 1
+    assert outcome.generation == 1
 
 
 def test_unchanged_report_bumps_the_generation_and_writes_no_device(

@@ -17,6 +17,7 @@ from epa.scheduler.host_state import HostState
 from epa.scheduler.request import ServerRequest, build_request
 from epa.scheduler.search import RESERVE, SPLIT, SWITCHED
 from epa.simulate.hosts import nfv_host
+from epa.wire.flavor import flavor_out
 from support.sched import NOW, host_state
 
 A = PciAddress.parse
@@ -143,4 +144,4 @@ def test_a_pci_group_that_is_not_a_string_is_refused() -> None:
 def test_the_text_is_normalised_and_round_trips() -> None:
     f = flavor("qat:2, nicvf:1", " same_switch( qat ,nicvf ) ;distinct_pf(port:0,port:1)")
     assert f.pci_group == "same_switch(qat, nicvf); distinct_pf(port:0, port:1)"
-    assert f.to_json()["pci_group"] == f.pci_group
+    assert flavor_out(f).model_dump(by_alias=True)["pci_group"] == f.pci_group

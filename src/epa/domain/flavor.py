@@ -145,17 +145,3 @@ class Flavor:
     def policy_for(self, alias: Alias) -> NumaPolicy:
         """The NUMA policy that applies to ``alias`` in this flavor: the flavor's, else the alias's."""
         return self.numa_policy if self.numa_policy is not None else alias.numa_policy
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "vcpus": self.vcpus,
-            "memory_mb": self.memory_mb,
-            PCI_ALIAS_KEY: self.pci_alias,
-            "pci_requests": [{"alias": r.alias, "count": r.count} for r in self.pci_requests],
-            "numa_policy": self.numa_policy.value if self.numa_policy is not None else None,
-            "numa_nodes": self.numa_nodes,
-            "disk_gb": self.disk_gb,
-            "image": self.image,
-            PCI_GROUP_KEY: self.pci_group,
-        }

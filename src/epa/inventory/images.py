@@ -37,7 +37,6 @@ from epa.domain.image import (
 from epa.domain.server import ServerStatus
 from epa.errors import Conflict, NotFound, PayloadTooLarge
 from epa.inventory.db import Database
-from epa.inventory.records import iso_utc
 from epa.inventory.schema import HostRow, ImageChunkRow, ImagePartRow, ImageRow, ServerRow, utcnow
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -83,19 +82,6 @@ class ImageRecord:
             "kind": self.kind.value,
             "cmdline": self.cmdline,
             "parts": [p.to_json() for p in self.parts],
-        }
-
-    def to_json(self) -> dict[str, object]:
-        disk = self.part("disk")
-        return {
-            **self.snapshot(),
-            "status": self.status.value,
-            "missing_parts": [p for p in PARTS[self.kind] if self.part(p) is None],
-            # The disk's values at the top too: what `epa image list` shows for the common kind.
-            "format": disk.format if disk else None,
-            "virtual_size": disk.virtual_size if disk else None,
-            "servers": self.in_use,
-            "created_at": iso_utc(self.created_at),
         }
 
 

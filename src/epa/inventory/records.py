@@ -37,19 +37,6 @@ class HostRecord:
     hypervisor: Mapping[str, Any] | None = None
     images: Mapping[str, Any] | None = None
 
-    def to_json(self) -> dict[str, object]:
-        return {
-            "hypervisor": dict(self.hypervisor) if self.hypervisor is not None else None,
-            "images": dict(self.images) if self.images is not None else None,
-            "name": self.name,
-            "enabled": self.enabled,
-            "generation": self.generation,
-            "last_report_at": iso_utc(self.last_report_at),
-            "numa_cells": [c.to_json() for c in self.numa_cells],
-            "device_counts": dict(self.device_counts),
-            "device_total": self.device_total,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
@@ -63,18 +50,6 @@ class DeviceRecord:
     owner: str | None
     vanished: bool
 
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = self.device.to_json()
-        out.update(
-            host=self.host,
-            assignable=self.assignable,
-            tags=dict(self.tags),
-            status=self.status.value,
-            owner=self.owner,
-            vanished=self.vanished,
-        )
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class ReportOutcome:
@@ -87,16 +62,6 @@ class ReportOutcome:
     removed: tuple[str, ...] = ()
     vanished_in_use: tuple[str, ...] = ()
     unchanged: int = 0
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "generation": self.generation,
-            "added": list(self.added),
-            "updated": list(self.updated),
-            "removed": list(self.removed),
-            "vanished_in_use": list(self.vanished_in_use),
-            "unchanged": self.unchanged,
-        }
 
 
 @dataclass(frozen=True, slots=True)

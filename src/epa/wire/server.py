@@ -1,9 +1,9 @@
-"""A server on the wire: what ``/v1/servers`` and ``/v1/hosts/{name}/servers`` answer, and the ports a
-create names."""
+"""A server on the wire: what ``/v1/servers`` and ``/v1/hosts/{name}/servers`` answer, the body that creates
+one (with its ports), what its agent reports of it, and its console."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -11,6 +11,7 @@ from epa.domain.names import shown
 from epa.domain.port import Port, VnicType, placed
 from epa.domain.server import ServerStatus
 from epa.errors import InvalidInput
+from epa.wire.host import HOST_NAME
 
 
 class PortIn(BaseModel):
@@ -88,6 +89,31 @@ class FlavorOfServer(BaseModel):
     image: str | None = None
 
 
+class ServerCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    name: str = Field(pattern=HOST_NAME)
+    flavor: str = Field(pattern=HOST_NAME)
+    ports: list[PortIn] = Field(default_factory=list, max_length=32)
+    image: str | None = Field(default=None, pattern=HOST_NAME, description="The image the server boots.")
+    ssh_keys: list[Annotated[str, Field(max_length=8192)]] = Field(
+        default_factory=list, max_length=16, description="OpenSSH public keys for the guest's default user."
+    )
+    user_data: str | None = Field(
+        default=None, max_length=65536, description="cloud-init user-data (NoCloud seed), at most 64 KiB."
+    )
+
+
+class ServerState(BaseModel):
+    """What a host's agent reports about a server."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    status: Literal["building", "active", "stopped", "error"] | None = None
+    reason: str | None = Field(default=None, max_length=4096)
+    domain_uuid: str | None = Field(default=None, max_length=36)
+    domain_state: str | None = Field(default=None, max_length=32)
+    domain_xml: str | None = Field(default=None, max_length=1_000_000)
+
+
 class ServerOut(BaseModel):
     id: str
     name: str
@@ -122,3 +148,16 @@ def read_server(obj: object) -> ServerOut:
         first = e.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ())) or "server"
         raise InvalidInput(f"{field} ({shown(first.get('input'))}): {first.get('msg', 'is not valid')}") from e
+
+
+class ConsoleIn(BaseModel):
+    """What a host's agent sends of a server's console: its end, already escaped (escaped again here)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    text: str = Field(max_length=256 * 1024)
+
+
+class ConsoleOut(BaseModel):
+    server_id: str
+    lines: list[str]
+    updated_at: str | None

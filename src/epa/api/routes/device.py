@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Query, Response
 
 from epa.api.auth import DB, Admin
-from epa.api.schemas.device import DeviceList, DeviceOut, DevTypeName, StatusName
 from epa.domain.address import PciAddress
 from epa.domain.device import DevType
 from epa.domain.status import DeviceStatus
 from epa.inventory import devices
+from epa.inventory.records import DeviceRecord
+from epa.wire.device import DeviceList, DeviceOut, DevTypeName, StatusName
 
 router = APIRouter(tags=["devices"])
+
+
+def device_out(r: DeviceRecord) -> DeviceOut:
+    """The device's answer, validated against ``DeviceOut`` as it is made."""
+    return DeviceOut.model_validate(
+        {
+            **r.device.to_json(),
+            "host": r.host,
+            "assignable": r.assignable,
+            "tags": dict(r.tags),
+            "status": r.status.value,
+            "owner": r.owner,
+            "vanished": r.vanished,
+        }
+    )
 
 
 @router.get("/v1/devices", response_model=DeviceList)
@@ -27,7 +42,7 @@ def list_devices(
     assignable: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
     marker: Annotated[str | None, Query(max_length=200)] = None,
-) -> JSONResponse:
+) -> Response:
     records, next_marker = devices.list_devices(
         db,
         host=host,
@@ -37,9 +52,13 @@ def list_devices(
         limit=limit,
         marker=marker,
     )
-    return JSONResponse({"devices": [r.to_json() for r in records], "next_marker": next_marker})
+    # A page holds up to 10,000 devices. Each is validated as its model is made, and pydantic writes the page's
+    # JSON itself: FastAPI's own path (dump, validate again, serialise) cost about four times the old hand-made
+    # answer for a full page (1.2 s against 0.3 s, measured for issue 13); this costs about the same as it did.
+    page = DeviceList(devices=[device_out(r) for r in records], next_marker=next_marker)
+    return Response(page.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get("/v1/hosts/{name}/devices/{address}", response_model=DeviceOut)
-def show_device(name: str, address: str, db: DB, _: Admin) -> JSONResponse:
-    return JSONResponse(devices.get_device(db, name, str(PciAddress.parse(address))).to_json())
+def show_device(name: str, address: str, db: DB, _: Admin) -> DeviceOut:
+    return device_out(devices.get_device(db, name, str(PciAddress.parse(address))))

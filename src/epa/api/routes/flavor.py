@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Response
-from fastapi.responses import JSONResponse
 
 from epa.api.auth import DB, Admin
-from epa.api.schemas.flavor import FlavorList, FlavorOut
 from epa.domain.flavor import Flavor
 from epa.inventory import aliases, flavors
+from epa.wire.flavor import FlavorList, FlavorOut, flavor_out
 
 router = APIRouter(prefix="/v1/flavors", tags=["flavors"])
 
@@ -23,19 +22,19 @@ def create_flavor(
         description='{"name", "vcpus", "memory_mb", "pci_passthrough:alias", "numa_policy", "numa_nodes", '
         '"disk_gb", "image", "pci_group"}'
     ),
-) -> JSONResponse:
+) -> FlavorOut:
     flavor = Flavor.parse(body, aliases.known_aliases(db))
-    return JSONResponse(flavors.create_flavor(db, flavor).to_json(), status_code=201)
+    return flavor_out(flavors.create_flavor(db, flavor))
 
 
 @router.get("", response_model=FlavorList)
-def list_flavors(db: DB, _: Admin) -> JSONResponse:
-    return JSONResponse({"flavors": [f.to_json() for f in flavors.list_flavors(db)]})
+def list_flavors(db: DB, _: Admin) -> FlavorList:
+    return FlavorList(flavors=[flavor_out(f) for f in flavors.list_flavors(db)])
 
 
 @router.get("/{name}", response_model=FlavorOut)
-def show_flavor(name: str, db: DB, _: Admin) -> JSONResponse:
-    return JSONResponse(flavors.get_flavor(db, name).to_json())
+def show_flavor(name: str, db: DB, _: Admin) -> FlavorOut:
+    return flavor_out(flavors.get_flavor(db, name))
 
 
 @router.delete("/{name}", status_code=204)

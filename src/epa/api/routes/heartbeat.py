@@ -25,11 +25,11 @@ from starlette.types import Scope
 from epa.api.auth import may_access_host, token_of_header
 from epa.api.limits import DEFAULT_BODY_LIMIT, Lane
 from epa.api.offloop import parse
-from epa.api.schemas.heartbeat import HeartbeatBody, HeartbeatOut
 from epa.api.text import check_parameters
 from epa.errors import GenerationConflict, NotFound, Unauthorized
 from epa.inventory.tokens import token_digest
 from epa.service.heartbeats import HeartbeatWriter
+from epa.wire.heartbeat import HeartbeatBody, HeartbeatOut
 
 router = APIRouter(prefix="/v1/hosts", tags=["inventory"])
 

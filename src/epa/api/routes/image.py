@@ -6,15 +6,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from epa.api.auth import DB, Admin, Caller
 from epa.api.limits import body_limit
-from epa.api.schemas.image import ImageCreate, ImageList, ImageOut
-from epa.domain.image import ImageKind
+from epa.domain.image import PARTS, ImageKind
 from epa.errors import Forbidden, InvalidInput, PayloadTooLarge
 from epa.inventory import images
+from epa.inventory.images import ImageRecord
+from epa.inventory.records import iso_utc
+from epa.wire.image import ImageCreate, ImageList, ImageOut, ImagePart
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 
@@ -24,25 +26,45 @@ _BATCH = 1024 * 1024
 _SHA256 = r"^[0-9a-fA-F]{64}$"
 
 
+def image_out(record: ImageRecord) -> ImageOut:
+    disk = record.part("disk")
+    return ImageOut(
+        id=record.id,
+        name=record.name,
+        kind=record.kind.value,
+        cmdline=record.cmdline,
+        parts=[
+            ImagePart(name=p.name, format=p.format, size=p.size, virtual_size=p.virtual_size, sha256=p.sha256)
+            for p in record.parts
+        ],
+        status=record.status.value,
+        missing_parts=[p for p in PARTS[record.kind] if record.part(p) is None],
+        # The disk's values at the top too: what `epa image list` shows for the common kind.
+        format=disk.format if disk else None,
+        virtual_size=disk.virtual_size if disk else None,
+        servers=record.in_use,
+        created_at=iso_utc(record.created_at) or "",
+    )
+
+
 def max_image_bytes(request: Request) -> int:
     limit: int = getattr(request.app.state, "max_image_bytes", DEFAULT_MAX_IMAGE_BYTES)
     return limit
 
 
 @router.post("", status_code=201, response_model=ImageOut)
-def create_image(body: ImageCreate, db: DB, _: Admin) -> JSONResponse:
-    record = images.create_image(db, body.name, ImageKind(body.kind), body.cmdline)
-    return JSONResponse(record.to_json(), status_code=201)
+def create_image(body: ImageCreate, db: DB, _: Admin) -> ImageOut:
+    return image_out(images.create_image(db, body.name, ImageKind(body.kind), body.cmdline))
 
 
 @router.get("", response_model=ImageList)
-def list_images(db: DB, _: Admin) -> JSONResponse:
-    return JSONResponse({"images": [i.to_json() for i in images.list_images(db)]})
+def list_images(db: DB, _: Admin) -> ImageList:
+    return ImageList(images=[image_out(i) for i in images.list_images(db)])
 
 
 @router.get("/{name}", response_model=ImageOut)
-def show_image(name: str, db: DB, _: Admin) -> JSONResponse:
-    return JSONResponse(images.get_image(db, name).to_json())
+def show_image(name: str, db: DB, _: Admin) -> ImageOut:
+    return image_out(images.get_image(db, name))
 
 
 @router.delete("/{name}", status_code=204)
@@ -66,7 +88,7 @@ async def upload_part(
     db: DB,
     _: Admin,
     x_image_sha256: Annotated[str | None, Header(pattern=_SHA256)] = None,
-) -> JSONResponse:
+) -> ImageOut:
     """Upload one part (``disk``; or ``kernel`` and ``initrd``) as the raw body. The caller is
     authenticated from the headers before a byte of the body is read; a body past the server's limit is
     refused (413 ``payload_too_large``) - at once when ``Content-Length`` says so. ``X-Image-Sha256``:
@@ -95,7 +117,7 @@ async def upload_part(
     except BaseException:
         await run_in_threadpool(upload.abort)
         raise
-    return JSONResponse(record.to_json())
+    return image_out(record)
 
 
 @router.get(

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from epa.api import offloop
 from epa.api.auth import DB, Caller, may_access_host
 from epa.api.limits import INVENTORY_BODY_LIMIT, body_limit
-from epa.api.schemas.inventory import InventoryOutcome, InventoryReport
 from epa.domain.device import PciDevice
 from epa.domain.device_spec import ClassifiedDevice
 from epa.domain.host import HostReport, NumaCell
 from epa.inventory import Database
+from epa.inventory.records import ReportOutcome
 from epa.inventory.report import apply_report
+from epa.wire.inventory import InventoryOutcome, InventoryReport
 
 router = APIRouter(prefix="/v1/hosts", tags=["inventory"])
 
@@ -32,15 +30,26 @@ def to_host_report(body: InventoryReport) -> HostReport:
     return HostReport(numa_cells=cells, devices=tuple(devices))
 
 
-def reconcile(db: Database, name: str, raw: bytes) -> dict[str, Any]:
+def outcome_out(outcome: ReportOutcome) -> InventoryOutcome:
+    return InventoryOutcome(
+        generation=outcome.generation,
+        added=list(outcome.added),
+        updated=list(outcome.updated),
+        removed=list(outcome.removed),
+        vanished_in_use=list(outcome.vanished_in_use),
+        unchanged=outcome.unchanged,
+    )
+
+
+def reconcile(db: Database, name: str, raw: bytes) -> InventoryOutcome:
     """Decode, check and reconcile one report (in a worker thread: none of it on the event loop)."""
     body = offloop.parse(raw, InventoryReport)
-    return apply_report(db, name, body.generation, to_host_report(body)).to_json()
+    return outcome_out(apply_report(db, name, body.generation, to_host_report(body)))
 
 
 @router.put("/{name}/inventory", response_model=InventoryOutcome, openapi_extra=offloop.request_body(InventoryReport))
 @body_limit(INVENTORY_BODY_LIMIT)
-async def put_inventory(name: str, request: Request, db: DB, who: Caller) -> JSONResponse:
+async def put_inventory(name: str, request: Request, db: DB, who: Caller) -> InventoryOutcome:
     may_access_host(who, name)
     raw = await request.body()  # under INVENTORY_BODY_LIMIT, counted as it arrives
-    return JSONResponse(await offloop.run(reconcile, db, name, raw))
+    return await offloop.run(reconcile, db, name, raw)

@@ -11,25 +11,13 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from epa.api.auth import DB, Admin, Caller
 from epa.api.limits import CONSOLE_BODY_LIMIT, SERVER_CREATE_BODY_LIMIT, STATE_BODY_LIMIT, body_limit
-from epa.api.schemas.server import (
-    ConsoleIn,
-    ConsoleOut,
-    ExplainOut,
-    ExplainRequest,
-    ServerCreate,
-    ServerList,
-    ServerOut,
-    ServerState,
-    console_out,
-    explain_out,
-    server_list,
-    server_out,
-)
+from epa.api.schemas.server import console_out, explain_out, server_list, server_out
 from epa.domain.console import MAX_LINES
 from epa.domain.server import HostName, ServerId, ServerStatus
 from epa.inventory import consoles, servers
 from epa.service.servers import AgentReport, Boot, ServerActions, require_host
-from epa.wire.server import to_ports
+from epa.wire.explain import ExplainOut, ExplainRequest
+from epa.wire.server import ConsoleIn, ConsoleOut, ServerCreate, ServerList, ServerOut, ServerState, to_ports
 
 router = APIRouter(tags=["servers"])
 

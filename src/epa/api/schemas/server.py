@@ -1,95 +1,15 @@
-"""Bodies of the server and scheduler routes, and the answers made from what the service returns (the
-server's own shape is ``epa.wire.server``, shared with the client and the agent)."""
+"""The server and scheduler routes' answers, made from what the service returns (their shapes are
+``epa.wire.server`` and ``epa.wire.explain``, shared with the client and the agent)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-
-from epa.api.schemas.host import HOST_NAME
 from epa.domain.console import tail_lines
 from epa.inventory.consoles import ConsoleRecord
 from epa.inventory.records import ServerRecord, iso_utc, port_mac
 from epa.scheduler.request import ServerRequest
 from epa.scheduler.scheduler import Explanation, Ranked
-from epa.wire.server import (
-    FlavorOfServer,
-    PortIn,
-    PortOut,
-    ServerCell,
-    ServerDevice,
-    ServerList,
-    ServerOut,
-)
-
-__all__ = ["PortIn", "ServerList", "ServerOut"]
-
-
-class ServerCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    name: str = Field(pattern=HOST_NAME)
-    flavor: str = Field(pattern=HOST_NAME)
-    ports: list[PortIn] = Field(default_factory=list, max_length=32)
-    image: str | None = Field(default=None, pattern=HOST_NAME, description="The image the server boots.")
-    ssh_keys: list[Annotated[str, Field(max_length=8192)]] = Field(
-        default_factory=list, max_length=16, description="OpenSSH public keys for the guest's default user."
-    )
-    user_data: str | None = Field(
-        default=None, max_length=65536, description="cloud-init user-data (NoCloud seed), at most 64 KiB."
-    )
-
-
-class ExplainRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-    flavor: str = Field(pattern=HOST_NAME)
-    ports: list[PortIn] = Field(default_factory=list, max_length=32)
-    limit: int = Field(default=20, ge=1, le=1000, description="Ranked candidates to return.")
-    image: str | None = Field(default=None, pattern=HOST_NAME, description="The image the server would boot.")
-
-
-class ServerState(BaseModel):
-    """What a host's agent reports about a server."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    status: Literal["building", "active", "stopped", "error"] | None = None
-    reason: str | None = Field(default=None, max_length=4096)
-    domain_uuid: str | None = Field(default=None, max_length=36)
-    domain_state: str | None = Field(default=None, max_length=32)
-    domain_xml: str | None = Field(default=None, max_length=1_000_000)
-
-
-class Candidate(BaseModel):
-    host: str
-    score: float
-    host_nodes: list[int]
-    devices: list[dict[str, Any]]
-    holds_image: bool = Field(description="Whether the host's image cache holds the image (a weigher term).")
-
-
-class Rejected(BaseModel):
-    host: str
-    reason: str
-
-
-class ExplainOut(BaseModel):
-    request: dict[str, Any]
-    candidates: list[Candidate]
-    rejected: list[Rejected]
-    summary: str
-
-
-class ConsoleIn(BaseModel):
-    """What a host's agent sends of a server's console: its end, already escaped (escaped again here)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-    text: str = Field(max_length=256 * 1024)
-
-
-class ConsoleOut(BaseModel):
-    server_id: str
-    lines: list[str]
-    updated_at: str | None
+from epa.wire.explain import Candidate, ExplainOut, Rejected
+from epa.wire.server import ConsoleOut, FlavorOfServer, PortOut, ServerCell, ServerDevice, ServerList, ServerOut
 
 
 def server_out(s: ServerRecord) -> ServerOut:

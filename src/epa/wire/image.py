@@ -1,4 +1,4 @@
-"""Bodies of the image routes."""
+"""An image on the wire: the body that creates one and what ``/v1/images`` answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from epa.api.schemas.host import HOST_NAME
+from epa.wire.host import HOST_NAME
 
 
 class ImageCreate(BaseModel):
@@ -27,12 +27,13 @@ class ImagePart(BaseModel):
 
 
 class ImageOut(BaseModel):
+    # The order the answer always had: the server's snapshot of the image first.
     id: str
     name: str
     kind: str
-    status: str
     cmdline: str | None
     parts: list[ImagePart]
+    status: str
     missing_parts: list[str]
     format: str | None
     virtual_size: int | None

@@ -1,4 +1,4 @@
-"""Bodies of the device routes and of the devices inside an inventory report."""
+"""A device on the wire: what ``/v1/devices`` answers, and a device inside an inventory report."""
 
 from __future__ import annotations
 
@@ -31,20 +31,20 @@ class NetdevBody(BaseModel):
     phys_switch_id: str | None = _S
 
 
-class DeviceBody(BaseModel):
-    """One PCI function as discovery reports it (``PciDevice.to_json()``) plus the device_spec verdict."""
+class PciFunction(BaseModel):
+    """One PCI function as discovery reports it (``PciDevice.to_json()``, in its order)."""
 
     model_config = ConfigDict(extra="ignore", strict=True)
     address: str = Field(max_length=16)
     vendor_id: str = Field(max_length=8)
     product_id: str = Field(max_length=8)
     class_code: str = Field(max_length=10)
-    dev_type: DevTypeName = "type-PCI"
-    parent_addr: str | None = Field(default=None, max_length=16)
     subsystem_vendor_id: str | None = Field(default=None, max_length=8)
     subsystem_product_id: str | None = Field(default=None, max_length=8)
     vendor_name: str | None = _S
     product_name: str | None = _S
+    dev_type: DevTypeName = "type-PCI"
+    parent_addr: str | None = Field(default=None, max_length=16)
     numa_node: int | None = Field(default=None, ge=0, le=1023)
     iommu_group: int | None = Field(default=None, ge=0)
     driver: str | None = _S
@@ -55,16 +55,26 @@ class DeviceBody(BaseModel):
     vf_addrs: list[Address] = Field(default_factory=list, max_length=MAX_VFS)
     pci_root: str | None = _S
     pcie_path: list[Address] = Field(default_factory=list, max_length=MAX_PCIE_PATH)
+
+
+class DeviceBody(PciFunction):
+    """A device in an agent's inventory report: the function plus the device_spec verdict."""
+
     assignable: StrictBool = False
     tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
 
 
-class DeviceOut(DeviceBody):
+class DeviceOut(PciFunction):
+    """A device as ``/v1/devices`` answers it: the function, then the inventory's view of it (the answer's
+    order as it always was)."""
+
+    switchdev: bool = False
     host: str
+    assignable: bool
+    tags: dict[str, str]
     status: StatusName
     owner: str | None
     vanished: bool
-    switchdev: bool = False
 
 
 class DeviceList(BaseModel):

@@ -1,8 +1,8 @@
-"""Bodies of the host routes."""
+"""A host on the wire: the bodies of the host routes (create, enable/disable, what its agent says of its
+hypervisor and its image cache) and the host as ``/v1/hosts`` answers it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
@@ -43,7 +43,7 @@ class HypervisorBody(BaseModel):
 
 
 class HypervisorOut(HypervisorBody):
-    reported_at: datetime
+    reported_at: str = Field(description="When the agent said so (ISO 8601, UTC).")
 
 
 SHA256 = r"^[0-9a-f]{64}$"
@@ -70,19 +70,20 @@ class CachedPartOut(CachedPart):
 
 class CachedImagesOut(BaseModel):
     parts: list[CachedPartOut]
-    reported_at: datetime
+    reported_at: str = Field(description="When the agent said so (ISO 8601, UTC).")
 
 
 class HostOut(BaseModel):
+    # The order the answer always had: hypervisor and images first.
+    hypervisor: HypervisorOut | None
+    images: CachedImagesOut | None
     name: str
     enabled: bool
     generation: int
-    last_report_at: datetime | None
+    last_report_at: str | None
     numa_cells: list[NumaCellBody]
     device_counts: dict[str, int]
     device_total: int
-    hypervisor: HypervisorOut | None = None
-    images: CachedImagesOut | None = None
 
 
 class HostList(BaseModel):

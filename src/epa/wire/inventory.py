@@ -1,11 +1,11 @@
-"""The body of an agent's inventory report and of the server's answer."""
+"""An inventory report on the wire: the body an agent sends and what its reconcile changed."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from epa.api.schemas.device import DeviceBody
-from epa.api.schemas.host import STORED_INT_MAX, NumaCellBody
+from epa.wire.device import DeviceBody
+from epa.wire.host import STORED_INT_MAX, NumaCellBody
 
 # The largest realistic host has about 4,096 PCI functions; twice that is the most one report may carry.
 MAX_DEVICES = 8192

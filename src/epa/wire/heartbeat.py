@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from epa.api.schemas.host import STORED_INT_MAX
+from epa.wire.host import STORED_INT_MAX
 
 
 class HeartbeatBody(BaseModel):
